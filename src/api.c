@@ -1,0 +1,314 @@
+/* The public entry points: the glibc malloc family with glibc's semantics
+ * and errno, the aliases glibc and static links look for, and cmalloc's own
+ * API. This is the only file that exports symbols. */
+#include <errno.h>
+#include <malloc.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cmalloc.h"
+#include "internal.h"
+
+/* Declared here because glibc 2.36's headers lack them. */
+CM_EXPORT void cfree(void *p);
+CM_EXPORT void free_sized(void *p, size_t size);
+CM_EXPORT void free_aligned_sized(void *p, size_t align, size_t size);
+
+CM_COLD _Noreturn void cm_invalid_pointer(const char *fn, const void *p)
+{
+    cm_fatal("%s(): invalid pointer %p", fn, p);
+}
+
+static void *enomem(void)
+{
+    errno = ENOMEM;
+    return NULL;
+}
+
+/* Where a block lives, checked: NULL segment with huge == false means the
+ * pointer is not the start of a block of ours. */
+struct block_info {
+    struct cm_segment *segment;
+    unsigned cls;   /* 0 for a huge block */
+};
+
+static struct block_info locate(const void *p)
+{
+    struct block_info info = {NULL, 0};
+    uintptr_t addr = (uintptr_t)p;
+    if (!cm_segmap_test(addr)) {
+        info.segment = cm_huge_find_aligned(p);
+        return info;
+    }
+    struct cm_segment *s = cm_segment_of(p);
+    if (s->kind == CM_SEG_HUGE) {
+        if (addr == (uintptr_t)s + s->block_offset)
+            info.segment = s;
+        return info;
+    }
+    unsigned cls = s->page_cls[cm_page_index(p)];
+    if (cls && (addr - (uintptr_t)cm_run_base(cm_run_of_block(s, p, cls))) %
+                       cm_classes[cls].size == 0) {
+        info.segment = s;
+        info.cls = cls;
+    }
+    return info;
+}
+
+static size_t usable_size(struct block_info info)
+{
+    return info.cls ? cm_classes[info.cls].size : cm_huge_usable(info.segment);
+}
+
+CM_EXPORT void *malloc(size_t n)
+{
+    return cm_alloc(n);
+}
+
+CM_EXPORT void free(void *p)
+{
+    cm_free(p);
+}
+
+CM_EXPORT void *calloc(size_t count, size_t size)
+{
+    size_t total;
+    if (__builtin_mul_overflow(count, size, &total))
+        return enomem();
+    void *p = cm_alloc(total);
+    /* A fresh huge mapping is already zero; touching it would only fault
+     * in pages the program may never use. */
+    if (p && cm_segment_of(p)->kind != CM_SEG_HUGE)
+        memset(p, 0, total);
+    return p;
+}
+
+static void *realloc_move(void *p, size_t old_usable, size_t n)
+{
+    void *q = cm_alloc(n);
+    if (!q)
+        return NULL;
+    memcpy(q, p, old_usable < n ? old_usable : n);
+    cm_free(p);
+    return q;
+}
+
+CM_EXPORT void *realloc(void *p, size_t n)
+{
+    if (!p)
+        return cm_alloc(n);
+    if (n == 0) {
+        cm_free(p);
+        return NULL;
+    }
+    struct block_info info = locate(p);
+    if (!info.segment)
+        cm_invalid_pointer("realloc", p);
+    if (n > (size_t)PTRDIFF_MAX)
+        return enomem();
+    if (info.cls) {
+        if (n <= CM_MAX_CLASS_SIZE && cm_size_class(n) == info.cls)
+            return p;
+        return realloc_move(p, cm_classes[info.cls].size, n);
+    }
+    if ((n > CM_MAX_CLASS_SIZE || n >= cm_opt.mmap_threshold) &&
+        info.segment->block_offset == CM_PAGE_SIZE)
+        return cm_huge_realloc(info.segment, n);
+    return realloc_move(p, cm_huge_usable(info.segment), n);
+}
+
+CM_EXPORT void *reallocarray(void *p, size_t count, size_t size)
+{
+    size_t total;
+    if (__builtin_mul_overflow(count, size, &total))
+        return enomem();
+    return realloc(p, total);
+}
+
+/* The smallest class whose blocks all have the alignment: its size is a
+ * multiple of it and its runs (aligned to their own size) are too. */
+static unsigned aligned_class(size_t align, size_t n)
+{
+    size_t need = n > align ? n : align;
+    if (need > CM_MAX_CLASS_SIZE)
+        return 0;
+    for (unsigned cls = cm_size_class(need); cls <= CM_NCLASSES; cls++) {
+        const struct cm_class *c = &cm_classes[cls];
+        if (c->size >= cm_opt.mmap_threshold)
+            return 0;
+        if (c->size % align == 0 && (CM_PAGE_SIZE << c->order) % align == 0)
+            return cls;
+    }
+    return 0;
+}
+
+/* glibc's _mid_memalign: alignments up to 16 are free, a non-power of two
+ * is rounded up, and one that cannot be a power of two is EINVAL. */
+void *cm_memalign(size_t align, size_t n)
+{
+    if (align <= CM_ALIGNMENT)
+        return cm_alloc(n);
+    if (align > SIZE_MAX / 2 + 1) {
+        errno = EINVAL;
+        return NULL;
+    }
+    if (align & (align - 1)) {
+        size_t pow2 = CM_ALIGNMENT * 2;
+        while (pow2 < align)
+            pow2 <<= 1;
+        align = pow2;
+    }
+    if (n > (size_t)PTRDIFF_MAX - align)
+        return enomem();
+    cm_ensure_init();
+    unsigned cls = aligned_class(align, n);
+    if (cls)
+        return cm_alloc(cm_classes[cls].size);
+    return cm_huge_alloc(n, align);
+}
+
+CM_EXPORT void *memalign(size_t align, size_t n)
+{
+    return cm_memalign(align, n);
+}
+
+/* glibc 2.36 implements aligned_alloc as memalign. */
+CM_EXPORT void *aligned_alloc(size_t align, size_t n)
+{
+    return cm_memalign(align, n);
+}
+
+CM_EXPORT int posix_memalign(void **out, size_t align, size_t n)
+{
+    if (align == 0 || align % sizeof(void *) || (align & (align - 1)))
+        return EINVAL;
+    int saved = errno;
+    void *p = cm_memalign(align, n);
+    errno = saved;
+    if (!p)
+        return ENOMEM;
+    *out = p;
+    return 0;
+}
+
+CM_EXPORT void *valloc(size_t n)
+{
+    return cm_memalign(CM_PAGE_SIZE, n);
+}
+
+CM_EXPORT void *pvalloc(size_t n)
+{
+    if (n > SIZE_MAX - CM_PAGE_SIZE)
+        return enomem();
+    size_t rounded = (n + CM_PAGE_SIZE - 1) & ~(CM_PAGE_SIZE - 1);
+    return cm_memalign(CM_PAGE_SIZE, rounded ? rounded : CM_PAGE_SIZE);
+}
+
+CM_EXPORT size_t malloc_usable_size(void *p)
+{
+    if (!p)
+        return 0;
+    struct block_info info = locate(p);
+    if (!info.segment)
+        cm_invalid_pointer("malloc_usable_size", p);
+    return usable_size(info);
+}
+
+CM_EXPORT int malloc_trim(size_t pad)
+{
+    (void)pad;
+    cm_ensure_init();
+    struct cm_tcache *tc = cm_tcache_get();
+    if (tc->state == CM_TC_ACTIVE)
+        cm_tcache_flush_all(tc);
+    size_t purged = 0;
+    for (unsigned i = 0, n = __atomic_load_n(&cm_narenas, __ATOMIC_ACQUIRE); i < n; i++)
+        purged += cm_arena_trim(cm_arenas[i]);
+    return purged > 0;
+}
+
+CM_EXPORT int mallopt(int param, int value)
+{
+    cm_ensure_init();
+    return cm_options_mallopt(param, value);
+}
+
+CM_EXPORT struct mallinfo2 mallinfo2(void)
+{
+    return cm_stats_mallinfo2();
+}
+
+CM_EXPORT struct mallinfo mallinfo(void)
+{
+    struct mallinfo2 m2 = cm_stats_mallinfo2();
+    struct mallinfo m = {
+        .arena = (int)m2.arena,
+        .ordblks = (int)m2.ordblks,
+        .smblks = (int)m2.smblks,
+        .hblks = (int)m2.hblks,
+        .hblkhd = (int)m2.hblkhd,
+        .usmblks = (int)m2.usmblks,
+        .fsmblks = (int)m2.fsmblks,
+        .uordblks = (int)m2.uordblks,
+        .fordblks = (int)m2.fordblks,
+        .keepcost = (int)m2.keepcost,
+    };
+    return m;
+}
+
+CM_EXPORT void malloc_stats(void)
+{
+    cm_stats_print_fd(STDERR_FILENO);
+}
+
+CM_EXPORT int malloc_info(int options, FILE *fp)
+{
+    return cm_stats_malloc_info(options, fp);
+}
+
+CM_EXPORT void free_sized(void *p, size_t size)
+{
+    (void)size;
+    cm_free(p);
+}
+
+CM_EXPORT void free_aligned_sized(void *p, size_t align, size_t size)
+{
+    (void)align;
+    (void)size;
+    cm_free(p);
+}
+
+/* The names glibc uses internally and that static links resolve. */
+#if __has_attribute(copy)
+#define CM_ALIAS(name) __attribute__((alias(#name), copy(name), visibility("default")))
+#else
+#define CM_ALIAS(name) __attribute__((alias(#name), visibility("default")))
+#endif
+void *__libc_malloc(size_t n) CM_ALIAS(malloc);
+void __libc_free(void *p) CM_ALIAS(free);
+void *__libc_calloc(size_t count, size_t size) CM_ALIAS(calloc);
+void *__libc_realloc(void *p, size_t n) CM_ALIAS(realloc);
+void *__libc_memalign(size_t align, size_t n) CM_ALIAS(memalign);
+void *__libc_valloc(size_t n) CM_ALIAS(valloc);
+void *__libc_pvalloc(size_t n) CM_ALIAS(pvalloc);
+int __posix_memalign(void **out, size_t align, size_t n) CM_ALIAS(posix_memalign);
+void cfree(void *p) CM_ALIAS(free);
+
+CM_EXPORT const char *cmalloc_version(void)
+{
+    return CMALLOC_VERSION_STRING;
+}
+
+CM_EXPORT int cmalloc_owns(const void *p)
+{
+    if (!p)
+        return 0;
+    struct block_info info = locate(p);
+    if (!info.segment)
+        return 0;
+    if (info.cls && ((const struct cm_block *)p)->free_key == cm_hot.free_key &&
+        cm_arena_block_is_free(info.segment->arena, info.segment, (void *)p, info.cls))
+        return 0;
+    return 1;
+}

@@ -1,0 +1,211 @@
+/* Arenas and their bins.
+ *
+ * There is at most one arena per online CPU (or M_ARENA_MAX). A new thread
+ * gets an arena that has no thread yet, a new arena while the limit allows,
+ * and otherwise the arena with the fewest threads. Arena 0 is static, so the
+ * first allocation needs no mmap for the arena itself.
+ *
+ * A bin hands blocks out of its class's runs: first the blocks freed back to
+ * the front run, then never-used blocks carved from its end, so a new run
+ * costs nothing until its pages are used. Blocks come back to the run they
+ * were carved from; an empty run goes back to the page allocator unless it
+ * is the only run its bin has left. */
+#include <string.h>
+
+#include "internal.h"
+
+struct cm_arena *cm_arenas[CM_MAX_ARENAS];
+unsigned cm_narenas;
+static struct cm_arena arena0;
+
+static void arena_init(struct cm_arena *a, unsigned index)
+{
+    a->index = index;
+    cm_arenas[index] = a;
+    __atomic_store_n(&cm_narenas, index + 1, __ATOMIC_RELEASE);
+}
+
+void cm_arena_boot(void)
+{
+    arena_init(&arena0, 0);
+}
+
+static unsigned arena_limit(void)
+{
+    unsigned limit = cm_opt.arena_max;
+    return limit == 0 || limit > CM_MAX_ARENAS ? CM_MAX_ARENAS : limit;
+}
+
+static struct cm_arena *arena_create(void)
+{
+    size_t size = (sizeof(struct cm_arena) + CM_PAGE_SIZE - 1) & ~(CM_PAGE_SIZE - 1);
+    struct cm_arena *a = cm_os_map(size);
+    if (a)
+        arena_init(a, cm_narenas);
+    return a;
+}
+
+/* Picks an arena for a new thread and counts the thread in it. */
+struct cm_arena *cm_arena_choose(void)
+{
+    cm_lock(&cm_global_lock);
+    struct cm_arena *best = cm_arenas[0];
+    unsigned best_threads = __atomic_load_n(&best->nthreads, __ATOMIC_RELAXED);
+    for (unsigned i = 1; i < cm_narenas && best_threads > 0; i++) {
+        unsigned n = __atomic_load_n(&cm_arenas[i]->nthreads, __ATOMIC_RELAXED);
+        if (n < best_threads) {
+            best = cm_arenas[i];
+            best_threads = n;
+        }
+    }
+    if (best_threads > 0 && cm_narenas < arena_limit()) {
+        struct cm_arena *fresh = arena_create();
+        if (fresh)
+            best = fresh;
+    }
+    __atomic_fetch_add(&best->nthreads, 1, __ATOMIC_RELAXED);
+    cm_unlock(&cm_global_lock);
+    return best;
+}
+
+static CM_COLD void corrupted_free_list(const struct cm_run *r)
+{
+    cm_fatal("corrupted free list in run %p (block size %u)", (const void *)cm_run_base(r),
+             cm_classes[r->cls].size);
+}
+
+/* A link must point at a block boundary inside the run that holds it. */
+static inline void check_link(const struct cm_run *r, const struct cm_class *c,
+                              const struct cm_block *b)
+{
+    uintptr_t off = (uintptr_t)b - (uintptr_t)cm_run_base(r);
+    if (cm_unlikely(off >= (uintptr_t)c->nblocks * c->size || off % c->size))
+        corrupted_free_list(r);
+}
+
+static struct cm_run *new_run(struct cm_arena *a, unsigned cls)
+{
+    const struct cm_class *c = &cm_classes[cls];
+    struct cm_run *r = cm_run_alloc(a, c->order);
+    if (!r)
+        return NULL;
+    r->state = CM_RUN_BLOCKS;
+    r->cls = (uint8_t)cls;
+    r->free = NULL;
+    r->carved = 0;
+    r->nfree = c->nblocks;
+    memset(&cm_run_segment(r)->page_cls[cm_run_first_page(r)], (int)cls, (size_t)1 << c->order);
+    cm_list_insert(&a->bins[cls].runs, r, true);
+    a->bins[cls].nruns++;
+    return r;
+}
+
+static struct cm_block *run_take(struct cm_run *r, const struct cm_class *c)
+{
+    struct cm_block *b = r->free;
+    if (b) {
+        struct cm_block *next = cm_link_decode(b->next_enc);
+        if (next)
+            check_link(r, c, next);
+        r->free = next;
+    } else {
+        b = (struct cm_block *)(cm_run_base(r) + (size_t)r->carved * c->size);
+        r->carved++;
+    }
+    r->nfree--;
+    return b;
+}
+
+/* Takes one block of class cls, with the arena lock held. */
+static struct cm_block *bin_take(struct cm_arena *a, unsigned cls)
+{
+    struct cm_bin *bin = &a->bins[cls];
+    struct cm_run *r = bin->runs;
+    if (!r && !(r = new_run(a, cls)))
+        return NULL;
+    struct cm_block *b = run_take(r, &cm_classes[cls]);
+    if (r->nfree == 0)
+        cm_list_remove(&bin->runs, r);
+    bin->out++;
+    return b;
+}
+
+unsigned cm_arena_fill(struct cm_arena *a, unsigned cls, struct cm_tbin *tbin, unsigned want)
+{
+    unsigned got = 0;
+    cm_lock(&a->lock);
+    for (; got < want; got++) {
+        struct cm_block *b = bin_take(a, cls);
+        if (!b)
+            break;
+        cm_tbin_push(tbin, b);
+    }
+    cm_unlock(&a->lock);
+    return got;
+}
+
+void *cm_arena_alloc(struct cm_arena *a, unsigned cls)
+{
+    cm_lock(&a->lock);
+    struct cm_block *b = bin_take(a, cls);
+    cm_unlock(&a->lock);
+    if (b)
+        b->free_key = 0;
+    return b;
+}
+
+void cm_arena_free_locked(struct cm_arena *a, struct cm_segment *s, void *p, unsigned cls)
+{
+    const struct cm_class *c = &cm_classes[cls];
+    struct cm_bin *bin = &a->bins[cls];
+    struct cm_run *r = cm_run_of_block(s, p, cls);
+    struct cm_block *b = p;
+
+    b->next_enc = cm_link_encode(r->free);
+    b->free_key = cm_hot.free_key;
+    r->free = b;
+    bin->out--;
+    if (++r->nfree == 1)
+        cm_list_insert(&bin->runs, r, false);
+    if (r->nfree == c->nblocks && r->next != r) {
+        cm_list_remove(&bin->runs, r);
+        bin->nruns--;
+        memset(&s->page_cls[cm_run_first_page(r)], 0, (size_t)1 << c->order);
+        cm_run_release(a, r);
+    }
+}
+
+void cm_arena_free(struct cm_arena *a, struct cm_segment *s, void *p, unsigned cls)
+{
+    cm_lock(&a->lock);
+    cm_arena_free_locked(a, s, p, cls);
+    cm_unlock(&a->lock);
+}
+
+/* Whether p, which carries the free key, really is free in its run (or was
+ * never handed out at all). Only called to confirm a suspected double free. */
+bool cm_arena_block_is_free(struct cm_arena *a, struct cm_segment *s, void *p, unsigned cls)
+{
+    const struct cm_class *c = &cm_classes[cls];
+    struct cm_run *r = cm_run_of_block(s, p, cls);
+    bool found = false;
+    cm_lock(&a->lock);
+    if ((uintptr_t)p >= (uintptr_t)cm_run_base(r) + (uintptr_t)r->carved * c->size) {
+        found = true;
+    } else {
+        for (struct cm_block *b = r->free; b && !found; b = cm_link_decode(b->next_enc)) {
+            check_link(r, c, b);
+            found = b == p;
+        }
+    }
+    cm_unlock(&a->lock);
+    return found;
+}
+
+size_t cm_arena_trim(struct cm_arena *a)
+{
+    cm_lock(&a->lock);
+    size_t purged = cm_arena_purge(a, 0);
+    cm_unlock(&a->lock);
+    return purged;
+}

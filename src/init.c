@@ -1,0 +1,108 @@
+/* Initialisation and fork.
+ *
+ * Every entry point initialises lazily (the dynamic loader, other libraries'
+ * constructors and TLS set-up may call malloc before our constructor runs),
+ * and the constructor finishes what must not happen inside malloc: creating
+ * the thread-exit key and installing the fork handlers.
+ *
+ * Lock order, which the fork handlers follow: the global lock, then arena
+ * locks by index, then the heap lock. */
+#include <pthread.h>
+#include <unistd.h>
+
+#include "internal.h"
+
+extern char **environ;
+
+cm_lock_t cm_global_lock;
+int cm_initialized;
+
+static pthread_key_t tcache_key;
+static bool tcache_key_ready;
+static bool options_read_without_environ;
+
+void cm_init_slow(void)
+{
+    cm_lock(&cm_global_lock);
+    if (!cm_initialized) {
+        options_read_without_environ = environ == NULL;
+        cm_options_read();
+        uintptr_t seed[2];
+        cm_random_seed(seed);
+        cm_hot.link_secret = seed[0];
+        cm_hot.free_key = seed[1];
+        if (cm_opt.arena_max == 0)
+            cm_opt.arena_max = cm_online_cpus();
+        cm_sizeclass_init();
+        cm_arena_boot();
+        __atomic_store_n(&cm_initialized, 1, __ATOMIC_RELEASE);
+    }
+    cm_unlock(&cm_global_lock);
+}
+
+void cm_tcache_register_exit(struct cm_tcache *tc)
+{
+    if (tcache_key_ready)
+        pthread_setspecific(tcache_key, tc);
+}
+
+static void fork_prepare(void)
+{
+    cm_lock(&cm_global_lock);
+    for (unsigned i = 0; i < cm_narenas; i++)
+        cm_lock(&cm_arenas[i]->lock);
+    cm_lock(&cm_heap_lock);
+}
+
+static void fork_parent(void)
+{
+    cm_unlock(&cm_heap_lock);
+    for (unsigned i = cm_narenas; i-- > 0;)
+        cm_unlock(&cm_arenas[i]->lock);
+    cm_unlock(&cm_global_lock);
+}
+
+static void fork_child(void)
+{
+    cm_lock_reset(&cm_heap_lock);
+    for (unsigned i = 0; i < cm_narenas; i++)
+        cm_lock_reset(&cm_arenas[i]->lock);
+    cm_lock_reset(&cm_global_lock);
+    cm_tcache_after_fork_child();
+}
+
+/* When the loader allocated before libc had set up environ, the options
+ * were read from an empty environment; read them again now that it is
+ * there, and give this thread's cache the capacities they imply. */
+static void reread_options(void)
+{
+    cm_options_read();
+    cm_sizeclass_init();
+    if (cm_tls.state == CM_TC_ACTIVE) {
+        for (unsigned cls = 1; cls <= CM_NCLASSES; cls++)
+            cm_tls.bins[cls].max = cm_classes[cls].tcache_max;
+    }
+}
+
+__attribute__((constructor)) static void cm_constructor(void)
+{
+    cm_ensure_init();
+    if (options_read_without_environ && environ)
+        reread_options();
+    if (pthread_key_create(&tcache_key, cm_tcache_thread_exit) == 0)
+        tcache_key_ready = true;
+    if (cm_tls.state == CM_TC_ACTIVE)
+        cm_tcache_register_exit(&cm_tls);
+    pthread_atfork(fork_prepare, fork_parent, fork_child);
+    if (cm_opt.verbose)
+        cm_message("%s: %u arenas at most, %u size classes up to %zu bytes, "
+                   "mmap threshold %zu, thread cache up to %zu bytes",
+                   CMALLOC_VERSION_TEXT, cm_opt.arena_max, CM_NCLASSES,
+                   (size_t)CM_MAX_CLASS_SIZE, cm_opt.mmap_threshold, cm_opt.tcache_max_size);
+}
+
+__attribute__((destructor)) static void cm_destructor(void)
+{
+    if (cm_opt.stats_at_exit != CM_STATS_NONE)
+        cm_stats_print_fd(STDERR_FILENO);
+}

@@ -1,0 +1,290 @@
+/* Internal interface of cmalloc: the globals, the functions each file offers
+ * the others, and the fast paths as static inline functions. Everything here
+ * is hidden; only api.c exports symbols. */
+#ifndef CM_INTERNAL_H
+#define CM_INTERNAL_H
+
+#include <malloc.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#include "cmalloc.h"
+#include "sizeclass.h"
+#include "types.h"
+
+#define cm_likely(x) __builtin_expect(!!(x), 1)
+#define cm_unlikely(x) __builtin_expect(!!(x), 0)
+#define CM_NOINLINE __attribute__((noinline))
+#define CM_COLD __attribute__((cold, noinline))
+#define CM_EXPORT __attribute__((visibility("default")))
+
+#define CM_MAX_ARENAS 256
+
+#define CMALLOC_VERSION_TEXT "cmalloc " CMALLOC_VERSION_STRING
+
+/* ---- options.c: settings, from the environment and mallopt ---- */
+enum cm_stats_format { CM_STATS_NONE = 0, CM_STATS_TEXT, CM_STATS_JSON };
+
+struct cm_options {
+    size_t mmap_threshold;   /* requests of this size or more go to mmap */
+    size_t trim_threshold;   /* dirty free bytes an arena keeps before purging */
+    size_t tcache_max_size;  /* largest class kept in thread caches; 0 = off */
+    unsigned arena_max;      /* 0 = one per online CPU */
+    int stats_at_exit;       /* enum cm_stats_format */
+    int verbose;
+};
+
+extern struct cm_options cm_opt;
+void cm_options_read(void);
+int cm_options_mallopt(int param, int value);
+
+/* ---- sizeclass.c: the generated class table ---- */
+struct cm_class {
+    uint32_t size;
+    uint32_t nblocks;       /* blocks in one run */
+    uint8_t order;          /* run size: 2^order pages */
+    uint32_t tcache_max;    /* thread-cache capacity; 0 = not cached */
+};
+
+/* Read on every malloc and free: keep them together. */
+struct cm_hot {
+    uintptr_t link_secret;  /* XORed into free-list links */
+    uintptr_t free_key;     /* stored in every free block */
+    uint8_t class_of_small[CM_LOOKUP_MAX / CM_ALIGNMENT + 1];
+};
+
+extern struct cm_hot cm_hot;
+extern struct cm_class cm_classes[CM_NCLASSES + 1];
+void cm_sizeclass_init(void);
+
+static inline unsigned cm_size_class(size_t n)
+{
+    if (cm_likely(n <= CM_LOOKUP_MAX))
+        return cm_hot.class_of_small[(n + CM_ALIGNMENT - 1) / CM_ALIGNMENT];
+    size_t m = n - 1;
+    unsigned k = 63 - (unsigned)__builtin_clzl(m);
+    return CM_TINY_CLASSES + 1 + (k - 7) * 4 + (unsigned)((m >> (k - 2)) & 3);
+}
+
+/* ---- libc.c: the only seam to libc that may run inside malloc ---- */
+size_t cm_format(char *buf, size_t cap, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+size_t cm_vformat(char *buf, size_t cap, const char *fmt, va_list ap);
+void cm_write_fd(int fd, const char *buf, size_t len);
+void cm_message(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+_Noreturn void cm_fatal(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+const char *cm_getenv(const char *name);
+unsigned cm_online_cpus(void);
+void cm_random_seed(uintptr_t out[2]);
+
+/* ---- os.c: the only seam to the kernel (sbrk, mmap, madvise) ---- */
+extern uint64_t cm_segmap[];
+extern cm_lock_t cm_heap_lock;
+
+void *cm_os_map(size_t size);
+void *cm_os_map_aligned(size_t size, size_t align);
+void cm_os_unmap(void *p, size_t size);
+void cm_os_purge(void *p, size_t size);
+bool cm_os_resize_in_place(void *p, size_t old_size, size_t new_size);
+void *cm_os_move_aligned(void *p, size_t old_size, size_t new_size, size_t align);
+struct cm_segment *cm_os_heap_segment(void);
+void cm_segmap_set(const void *seg);
+void cm_segmap_clear(const void *seg);
+
+/* Whether a heap or huge segment header starts at addr's 4 MiB granule. */
+static inline bool cm_segmap_test(uintptr_t addr)
+{
+    if (cm_unlikely(addr >> CM_ADDR_BITS))
+        return false;
+    uintptr_t g = addr >> CM_SEG_SHIFT;
+    return (__atomic_load_n(&cm_segmap[g >> 6], __ATOMIC_RELAXED) >> (g & 63)) & 1;
+}
+
+static inline struct cm_segment *cm_segment_of(const void *p)
+{
+    return (struct cm_segment *)((uintptr_t)p & ~(uintptr_t)CM_SEG_MASK);
+}
+
+static inline size_t cm_page_index(const void *p)
+{
+    return ((uintptr_t)p & CM_SEG_MASK) >> CM_PAGE_SHIFT;
+}
+
+/* Circular doubly-linked lists of runs: an arena's free runs of one order,
+ * or a bin's runs that have free blocks. */
+static inline void cm_list_insert(struct cm_run **head, struct cm_run *r, bool at_front)
+{
+    if (!*head) {
+        r->next = r->prev = r;
+        *head = r;
+        return;
+    }
+    struct cm_run *first = *head;
+    r->next = first;
+    r->prev = first->prev;
+    first->prev->next = r;
+    first->prev = r;
+    if (at_front)
+        *head = r;
+}
+
+static inline void cm_list_remove(struct cm_run **head, struct cm_run *r)
+{
+    if (r->next == r) {
+        *head = NULL;
+    } else {
+        r->prev->next = r->next;
+        r->next->prev = r->prev;
+        if (*head == r)
+            *head = r->next;
+    }
+    r->next = r->prev = NULL;
+}
+
+/* ---- run.c: page runs in heap segments (binary buddy) ---- */
+struct cm_run *cm_run_alloc(struct cm_arena *a, unsigned order);
+void cm_run_release(struct cm_arena *a, struct cm_run *r);
+size_t cm_arena_purge(struct cm_arena *a, size_t keep_pages);
+
+static inline struct cm_segment *cm_run_segment(const struct cm_run *r)
+{
+    return cm_segment_of(r);
+}
+
+static inline size_t cm_run_first_page(const struct cm_run *r)
+{
+    return (size_t)(r - cm_run_segment(r)->runs);
+}
+
+static inline char *cm_run_base(const struct cm_run *r)
+{
+    return (char *)cm_run_segment(r) + (cm_run_first_page(r) << CM_PAGE_SHIFT);
+}
+
+static inline struct cm_run *cm_run_of_block(struct cm_segment *s, const void *p,
+                                             unsigned cls)
+{
+    size_t first = cm_page_index(p) & ~(((size_t)1 << cm_classes[cls].order) - 1);
+    return &s->runs[first];
+}
+
+/* ---- arena.c: arenas and their bins ---- */
+extern struct cm_arena *cm_arenas[CM_MAX_ARENAS];
+extern unsigned cm_narenas;
+
+void cm_arena_boot(void);
+struct cm_arena *cm_arena_choose(void);
+unsigned cm_arena_fill(struct cm_arena *a, unsigned cls, struct cm_tbin *bin,
+                       unsigned want);
+void *cm_arena_alloc(struct cm_arena *a, unsigned cls);
+void cm_arena_free_locked(struct cm_arena *a, struct cm_segment *s, void *p,
+                          unsigned cls);
+void cm_arena_free(struct cm_arena *a, struct cm_segment *s, void *p, unsigned cls);
+bool cm_arena_block_is_free(struct cm_arena *a, struct cm_segment *s, void *p,
+                            unsigned cls);
+size_t cm_arena_trim(struct cm_arena *a);
+
+/* ---- large.c: huge blocks, one mmap each ---- */
+void *cm_huge_alloc(size_t n, size_t align);
+void cm_huge_free(struct cm_segment *s);
+void *cm_huge_realloc(struct cm_segment *s, size_t n);
+size_t cm_huge_usable(const struct cm_segment *s);
+struct cm_segment *cm_huge_find_aligned(const void *p);
+
+struct cm_huge_stats {
+    size_t count, bytes, max_count, max_bytes;
+};
+void cm_huge_stats_get(struct cm_huge_stats *out);
+
+/* ---- tcache.c: the per-thread cache ---- */
+extern __thread struct cm_tcache cm_tls __attribute__((tls_model("initial-exec")));
+
+struct cm_tcache *cm_tcache_get(void);
+void *cm_alloc_slow(size_t n);
+void cm_free_slow(void *p);
+void cm_tcache_flush_all(struct cm_tcache *tc);
+void cm_tcache_thread_exit(void *arg);
+void cm_tcache_after_fork_child(void);
+void cm_tcache_register_exit(struct cm_tcache *tc);
+
+static inline struct cm_block *cm_link_decode(uintptr_t enc)
+{
+    return (struct cm_block *)(enc ^ cm_hot.link_secret);
+}
+
+static inline uintptr_t cm_link_encode(const struct cm_block *b)
+{
+    return (uintptr_t)b ^ cm_hot.link_secret;
+}
+
+static inline void cm_tbin_push(struct cm_tbin *bin, struct cm_block *b)
+{
+    b->next_enc = cm_link_encode(bin->head);
+    b->free_key = cm_hot.free_key;
+    bin->head = b;
+    __atomic_store_n(&bin->count, bin->count + 1, __ATOMIC_RELAXED);
+}
+
+static inline struct cm_block *cm_tbin_pop(struct cm_tbin *bin)
+{
+    struct cm_block *b = bin->head;
+    bin->head = cm_link_decode(b->next_enc);
+    b->free_key = 0;
+    __atomic_store_n(&bin->count, bin->count - 1, __ATOMIC_RELAXED);
+    return b;
+}
+
+/* The malloc fast path: a pop from this thread's cache, no lock, no call. */
+static inline void *cm_alloc(size_t n)
+{
+    if (cm_likely(n <= CM_MAX_CLASS_SIZE)) {
+        struct cm_tbin *bin = &cm_tls.bins[cm_size_class(n)];
+        if (cm_likely(bin->head != NULL))
+            return cm_tbin_pop(bin);
+    }
+    return cm_alloc_slow(n);
+}
+
+/* The free fast path: a push onto this thread's cache. Anything unusual
+ * (NULL, not ours, a huge block, a full or disabled cache bin, a block that
+ * already looks free) goes to cm_free_slow, which sorts it out. */
+static inline void cm_free(void *p)
+{
+    uintptr_t addr = (uintptr_t)p;
+    if (cm_likely(cm_segmap_test(addr))) {
+        struct cm_segment *s = cm_segment_of(p);
+        struct cm_tbin *bin = &cm_tls.bins[s->page_cls[cm_page_index(p)]];
+        struct cm_block *b = p;
+        if (cm_likely(bin->count < bin->max && b->free_key != cm_hot.free_key)) {
+            cm_tbin_push(bin, b);
+            return;
+        }
+    }
+    cm_free_slow(p);
+}
+
+/* ---- init.c: initialisation and fork ---- */
+extern cm_lock_t cm_global_lock;
+extern int cm_initialized;
+void cm_init_slow(void);
+
+static inline void cm_ensure_init(void)
+{
+    if (cm_unlikely(!__atomic_load_n(&cm_initialized, __ATOMIC_ACQUIRE)))
+        cm_init_slow();
+}
+
+/* ---- api.c / shared helpers ---- */
+void *cm_memalign(size_t align, size_t n);
+size_t cm_usable_size(const void *p);
+_Noreturn void cm_invalid_pointer(const char *fn, const void *p);
+
+/* ---- stats.c ---- */
+void cm_stats_print_fd(int fd);
+struct mallinfo2 cm_stats_mallinfo2(void);
+int cm_stats_malloc_info(int options, FILE *fp);
+
+#endif

@@ -1,0 +1,151 @@
+/* The OS seam: the only file that calls sbrk, mmap, mremap, munmap and
+ * madvise, and the owner of the segment map.
+ *
+ * Heap segments come from the program break when we can get it: the break is
+ * re-read every time, because other code may move it, and the gap up to the
+ * next 4 MiB boundary is left unused. When sbrk fails the heap falls back to
+ * mmap for good. The break is never lowered: memory below it may not be ours.
+ *
+ * The segment map has one bit per 4 MiB granule of the user address space,
+ * set while a segment header starts there. free() tests it before it reads
+ * a header, so a pointer that is not ours never makes us read wild memory. */
+#include <errno.h>
+#include <sys/mman.h>
+#include <unistd.h>
+
+#include "internal.h"
+
+#define CM_SEGMAP_WORDS (((size_t)1 << (CM_ADDR_BITS - CM_SEG_SHIFT)) / 64)
+
+uint64_t cm_segmap[CM_SEGMAP_WORDS];
+cm_lock_t cm_heap_lock;
+
+static bool heap_exhausted;
+
+void cm_segmap_set(const void *seg)
+{
+    uintptr_t g = (uintptr_t)seg >> CM_SEG_SHIFT;
+    __atomic_fetch_or(&cm_segmap[g >> 6], (uint64_t)1 << (g & 63), __ATOMIC_RELEASE);
+}
+
+void cm_segmap_clear(const void *seg)
+{
+    uintptr_t g = (uintptr_t)seg >> CM_SEG_SHIFT;
+    __atomic_fetch_and(&cm_segmap[g >> 6], ~((uint64_t)1 << (g & 63)), __ATOMIC_RELEASE);
+}
+
+void *cm_os_map(size_t size)
+{
+    void *p = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    return p == MAP_FAILED ? NULL : p;
+}
+
+void cm_os_unmap(void *p, size_t size)
+{
+    int saved = errno;
+    munmap(p, size);
+    errno = saved;
+}
+
+/* Maps size bytes at an address that is a multiple of align (a power of two
+ * >= the page size): over-map, then unmap the misaligned head and the tail. */
+void *cm_os_map_aligned(size_t size, size_t align)
+{
+    if (size > SIZE_MAX - align)
+        return NULL;
+    char *raw = cm_os_map(size + align);
+    if (!raw)
+        return NULL;
+    char *aligned = (char *)(((uintptr_t)raw + align - 1) & ~(uintptr_t)(align - 1));
+    size_t head = (size_t)(aligned - raw);
+    size_t tail = align - head;
+    if (head)
+        cm_os_unmap(raw, head);
+    if (tail)
+        cm_os_unmap(aligned + size, tail);
+    return aligned;
+}
+
+void cm_os_purge(void *p, size_t size)
+{
+    int saved = errno;
+    madvise(p, size, MADV_DONTNEED);
+    errno = saved;
+}
+
+bool cm_os_resize_in_place(void *p, size_t old_size, size_t new_size)
+{
+    int saved = errno;
+    bool ok;
+    if (new_size < old_size) {
+        ok = munmap((char *)p + new_size, old_size - new_size) == 0;
+    } else {
+        ok = mremap(p, old_size, new_size, 0) != MAP_FAILED;
+    }
+    errno = saved;
+    return ok;
+}
+
+/* Moves a mapping to a new, larger, aligned place without copying: reserve
+ * an aligned range, then let mremap move the pages onto it. */
+void *cm_os_move_aligned(void *p, size_t old_size, size_t new_size, size_t align)
+{
+    int saved = errno;
+    char *target = cm_os_map_aligned(new_size, align);
+    if (!target)
+        return NULL;
+    void *moved = mremap(p, old_size, new_size, MREMAP_MAYMOVE | MREMAP_FIXED, target);
+    if (moved == MAP_FAILED) {
+        cm_os_unmap(target, new_size);
+        errno = saved;
+        return NULL;
+    }
+    errno = saved;
+    return moved;
+}
+
+static struct cm_segment *sbrk_segment(void)
+{
+    char *cur = sbrk(0);
+    if (cur == (char *)-1)
+        return NULL;
+    uintptr_t start = ((uintptr_t)cur + CM_SEG_MASK) & ~(uintptr_t)CM_SEG_MASK;
+    size_t incr = (size_t)(start - (uintptr_t)cur) + CM_SEG_SIZE;
+    if (incr > (size_t)PTRDIFF_MAX)
+        return NULL;
+    char *old = sbrk((intptr_t)incr);
+    if (old == (char *)-1)
+        return NULL;
+    if (old != cur) {
+        /* Someone moved the break between our two calls: what we got is
+         * still ours, but may not hold an aligned segment. */
+        start = ((uintptr_t)old + CM_SEG_MASK) & ~(uintptr_t)CM_SEG_MASK;
+        if (start + CM_SEG_SIZE > (uintptr_t)old + incr)
+            return NULL;
+    }
+    return (struct cm_segment *)start;
+}
+
+/* A zeroed, aligned segment for the heap, from sbrk when possible. The
+ * segment map bit is set by the caller once the header is written. */
+struct cm_segment *cm_os_heap_segment(void)
+{
+    int saved = errno;
+    struct cm_segment *s = NULL;
+    cm_lock(&cm_heap_lock);
+    if (!heap_exhausted) {
+        s = sbrk_segment();
+        if (!s)
+            heap_exhausted = true;
+    }
+    cm_unlock(&cm_heap_lock);
+    if (s) {
+        s->from_mmap = 0;
+    } else {
+        s = cm_os_map_aligned(CM_SEG_SIZE, CM_SEG_SIZE);
+        if (s)
+            s->from_mmap = 1;
+    }
+    errno = saved;
+    return s;
+}

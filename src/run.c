@@ -1,0 +1,149 @@
+/* Page runs: the pages of an arena's heap segments, managed as a binary
+ * buddy system. All functions here run with the arena lock held.
+ *
+ * A free run of order o sits on free_runs[o], dirty runs (pages that may be
+ * resident) at the front so reuse prefers memory that is already faulted in,
+ * clean (purged or never touched) runs at the back. Releasing a run merges it
+ * with its buddy while the buddy is a free run of the same order, so free
+ * space coalesces back into half-segments. When an arena holds more dirty
+ * free pages than the trim threshold allows, the largest dirty runs are
+ * returned to the OS with madvise until half of the allowance remains. */
+#include "internal.h"
+
+static void free_list_add(struct cm_arena *a, struct cm_run *r)
+{
+    size_t pages = (size_t)1 << r->order;
+    r->state = CM_RUN_FREE;
+    r->cls = 0;
+    cm_list_insert(&a->free_runs[r->order], r, r->dirty);
+    a->free_pages += pages;
+    if (r->dirty)
+        a->dirty_pages += pages;
+}
+
+static void free_list_take(struct cm_arena *a, struct cm_run *r)
+{
+    size_t pages = (size_t)1 << r->order;
+    cm_list_remove(&a->free_runs[r->order], r);
+    a->free_pages -= pages;
+    if (r->dirty)
+        a->dirty_pages -= pages;
+}
+
+/* The header occupies the first pages of a heap segment as one META run of
+ * the smallest order that holds it; the rest is cut into the largest
+ * aligned free runs that fit. */
+static void segment_init(struct cm_arena *a, struct cm_segment *s)
+{
+    size_t header_pages = (sizeof(struct cm_segment) + CM_PAGE_SIZE - 1) >> CM_PAGE_SHIFT;
+    unsigned meta_order = 0;
+    while (((size_t)1 << meta_order) < header_pages)
+        meta_order++;
+
+    s->arena = a;
+    s->map_size = CM_SEG_SIZE;
+    s->kind = CM_SEG_HEAP;
+    s->runs[0].state = CM_RUN_META;
+    s->runs[0].order = (uint8_t)meta_order;
+
+    for (size_t page = (size_t)1 << meta_order; page < CM_SEG_PAGES;) {
+        unsigned order = (unsigned)__builtin_ctzl(page);
+        if (order > CM_MAX_ORDER)
+            order = CM_MAX_ORDER;
+        struct cm_run *r = &s->runs[page];
+        r->order = (uint8_t)order;
+        r->dirty = 0;
+        free_list_add(a, r);
+        page += (size_t)1 << order;
+    }
+
+    s->next = a->segments;
+    a->segments = s;
+    a->nsegments++;
+    cm_segmap_set(s);
+}
+
+static bool arena_grow(struct cm_arena *a)
+{
+    struct cm_segment *s = cm_os_heap_segment();
+    if (!s)
+        return false;
+    segment_init(a, s);
+    return true;
+}
+
+struct cm_run *cm_run_alloc(struct cm_arena *a, unsigned order)
+{
+    unsigned o = order;
+    while (o <= CM_MAX_ORDER && !a->free_runs[o])
+        o++;
+    if (o > CM_MAX_ORDER) {
+        if (!arena_grow(a))
+            return NULL;
+        o = order;
+        while (!a->free_runs[o])
+            o++;
+    }
+    struct cm_run *r = a->free_runs[o];
+    free_list_take(a, r);
+    struct cm_segment *s = cm_run_segment(r);
+    size_t first = cm_run_first_page(r);
+    while (o > order) {
+        o--;
+        struct cm_run *upper = &s->runs[first + ((size_t)1 << o)];
+        upper->order = (uint8_t)o;
+        upper->dirty = r->dirty;
+        free_list_add(a, upper);
+    }
+    r->order = (uint8_t)order;
+    r->next = r->prev = NULL;
+    return r;
+}
+
+void cm_run_release(struct cm_arena *a, struct cm_run *r)
+{
+    struct cm_segment *s = cm_run_segment(r);
+    size_t first = cm_run_first_page(r);
+    unsigned order = r->order;
+    r->state = CM_RUN_META;
+
+    while (order < CM_MAX_ORDER) {
+        size_t buddy_page = first ^ ((size_t)1 << order);
+        struct cm_run *buddy = &s->runs[buddy_page];
+        if (buddy->state != CM_RUN_FREE || buddy->order != order)
+            break;
+        free_list_take(a, buddy);
+        buddy->state = CM_RUN_META;  /* no longer the start of a run */
+        if (buddy_page < first)
+            first = buddy_page;
+        order++;
+    }
+    /* The released pages were used, so the merged run is dirty; any clean
+     * buddy pages in it are counted as dirty until the next purge, which
+     * only overestimates. */
+    struct cm_run *merged = &s->runs[first];
+    merged->order = (uint8_t)order;
+    merged->dirty = 1;
+    free_list_add(a, merged);
+
+    if (a->dirty_pages << CM_PAGE_SHIFT > cm_opt.trim_threshold)
+        cm_arena_purge(a, (cm_opt.trim_threshold >> CM_PAGE_SHIFT) / 2);
+}
+
+/* Returns dirty free pages to the OS, largest runs first, until at most
+ * keep_pages remain dirty. Returns the number of pages purged. */
+size_t cm_arena_purge(struct cm_arena *a, size_t keep_pages)
+{
+    size_t purged = 0;
+    for (int o = CM_MAX_ORDER; o >= 0 && a->dirty_pages > keep_pages; o--) {
+        struct cm_run *r;
+        while (a->dirty_pages > keep_pages && (r = a->free_runs[o]) && r->dirty) {
+            free_list_take(a, r);
+            cm_os_purge(cm_run_base(r), CM_PAGE_SIZE << o);
+            r->dirty = 0;
+            free_list_add(a, r);
+            purged += (size_t)1 << o;
+        }
+    }
+    return purged;
+}

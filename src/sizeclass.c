@@ -1,0 +1,77 @@
+/* The size-class table.
+ *
+ * Classes are 16-byte steps up to 128 B, then four per doubling
+ * (2^k + j * 2^(k-2), j = 1..4), which bounds internal waste at 25% and
+ * matches cm_size_class()'s arithmetic. Each class gets the smallest run
+ * (2^order pages, at least CM_MIN_RUN bytes) that wastes at most 1/8 of
+ * itself, and a thread-cache capacity that shrinks as blocks grow. */
+#include "internal.h"
+
+#define CM_MIN_RUN (16 * 1024)
+#define CM_TCACHE_BYTES (32 * 1024)
+#define CM_TCACHE_MIN 4
+#define CM_TCACHE_MAX 128
+
+struct cm_hot cm_hot;
+struct cm_class cm_classes[CM_NCLASSES + 1];
+
+static size_t class_size_by_rule(unsigned cls)
+{
+    if (cls <= CM_TINY_CLASSES)
+        return (size_t)cls * CM_ALIGNMENT;
+    unsigned i = cls - CM_TINY_CLASSES - 1;
+    unsigned k = 7 + i / 4;
+    return ((size_t)1 << k) + (size_t)(i % 4 + 1) * ((size_t)1 << (k - 2));
+}
+
+static unsigned choose_run_order(size_t size)
+{
+    unsigned best = CM_MAX_ORDER;
+    size_t best_waste_ratio_num = SIZE_MAX, best_run = 1;
+    for (unsigned order = 0; order <= CM_MAX_ORDER; order++) {
+        size_t run = CM_PAGE_SIZE << order;
+        if (run < size || run < CM_MIN_RUN)
+            continue;
+        size_t waste = run % size;
+        if (waste * 8 <= run)
+            return order;
+        /* compare waste/run against the best so far without division */
+        if (best_waste_ratio_num == SIZE_MAX || waste * best_run < best_waste_ratio_num * run) {
+            best = order;
+            best_waste_ratio_num = waste;
+            best_run = run;
+        }
+    }
+    return best;
+}
+
+size_t cm_class_size(unsigned cls)
+{
+    return cm_classes[cls].size;
+}
+
+void cm_sizeclass_init(void)
+{
+    for (unsigned cls = 1; cls <= CM_NCLASSES; cls++) {
+        struct cm_class *c = &cm_classes[cls];
+        size_t size = class_size_by_rule(cls);
+        c->size = (uint32_t)size;
+        c->order = (uint8_t)choose_run_order(size);
+        c->nblocks = (uint32_t)((CM_PAGE_SIZE << c->order) / size);
+        size_t cap = CM_TCACHE_BYTES / size;
+        if (cap < CM_TCACHE_MIN)
+            cap = CM_TCACHE_MIN;
+        if (cap > CM_TCACHE_MAX)
+            cap = CM_TCACHE_MAX;
+        c->tcache_max = size <= cm_opt.tcache_max_size ? (uint32_t)cap : 0;
+    }
+    /* Sizes 0..CM_LOOKUP_MAX by 16-byte step: the smallest class that fits.
+     * Size 0 maps to the 16-byte class, so malloc(0) gets a real block. */
+    unsigned cls = 1;
+    for (size_t i = 0; i <= CM_LOOKUP_MAX / CM_ALIGNMENT; i++) {
+        size_t size = i * CM_ALIGNMENT;
+        while (cm_classes[cls].size < size)
+            cls++;
+        cm_hot.class_of_small[i] = (uint8_t)cls;
+    }
+}

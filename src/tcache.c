@@ -1,0 +1,191 @@
+/* The thread cache: each thread keeps a short LIFO list of free blocks per
+ * size class, so the common malloc and free (the inline fast paths in
+ * internal.h) touch only this thread's state.
+ *
+ * The slow paths here refill an empty bin from the thread's arena, half a
+ * bin at a time, and flush half of a full bin back to the arenas that own the
+ * blocks; a block freed by a thread other than its owner's simply travels in
+ * that thread's cache until the flush returns it, under its arena's lock.
+ *
+ * A thread's cache goes back to the arenas when the thread exits (a pthread
+ * key destructor). After that the thread is DEAD: every bin is disabled and
+ * whatever it still allocates or frees goes straight to an arena, so frees
+ * that come after the destructor (from other libraries' destructors) are
+ * still correct. */
+#include <errno.h>
+
+#include "internal.h"
+
+__thread struct cm_tcache cm_tls __attribute__((tls_model("initial-exec")));
+
+static void tcache_attach(struct cm_tcache *tc)
+{
+    cm_ensure_init();
+    struct cm_arena *a = cm_arena_choose();
+    tc->arena = a;
+    cm_lock(&a->lock);
+    tc->prev = NULL;
+    tc->next = a->threads;
+    if (a->threads)
+        a->threads->prev = tc;
+    a->threads = tc;
+    cm_unlock(&a->lock);
+    for (unsigned cls = 1; cls <= CM_NCLASSES; cls++)
+        tc->bins[cls].max = cm_classes[cls].tcache_max;
+    tc->state = CM_TC_ACTIVE;
+    /* May allocate (glibc grows its key table with calloc), which is fine
+     * now that this cache works. */
+    cm_tcache_register_exit(tc);
+}
+
+struct cm_tcache *cm_tcache_get(void)
+{
+    struct cm_tcache *tc = &cm_tls;
+    if (cm_unlikely(tc->state == CM_TC_NEW))
+        tcache_attach(tc);
+    return tc;
+}
+
+/* Returns n blocks from the top of a bin to their arenas, holding each
+ * arena's lock across consecutive blocks that it owns. */
+static void tcache_flush(struct cm_tbin *bin, unsigned cls, unsigned n)
+{
+    struct cm_arena *locked = NULL;
+    while (n-- && bin->head) {
+        struct cm_block *b = cm_tbin_pop(bin);
+        struct cm_segment *s = cm_segment_of(b);
+        if (s->arena != locked) {
+            if (locked)
+                cm_unlock(&locked->lock);
+            locked = s->arena;
+            cm_lock(&locked->lock);
+        }
+        cm_arena_free_locked(locked, s, b, cls);
+    }
+    if (locked)
+        cm_unlock(&locked->lock);
+}
+
+void cm_tcache_flush_all(struct cm_tcache *tc)
+{
+    for (unsigned cls = 1; cls <= CM_NCLASSES; cls++)
+        tcache_flush(&tc->bins[cls], cls, tc->bins[cls].count);
+}
+
+CM_NOINLINE void *cm_alloc_slow(size_t n)
+{
+    if (n > CM_MAX_CLASS_SIZE || n >= cm_opt.mmap_threshold) {
+        cm_ensure_init();
+        return cm_huge_alloc(n, 0);
+    }
+    struct cm_tcache *tc = cm_tcache_get();
+    unsigned cls = cm_size_class(n);
+    struct cm_tbin *bin = &tc->bins[cls];
+    void *p;
+    if (bin->max) {
+        if (!bin->head)
+            cm_arena_fill(tc->arena, cls, bin, (bin->max + 1) / 2);
+        p = bin->head ? cm_tbin_pop(bin) : NULL;
+    } else {
+        p = cm_arena_alloc(tc->arena, cls);
+    }
+    if (!p)
+        errno = ENOMEM;
+    return p;
+}
+
+static CM_COLD void double_free(const void *p, unsigned cls)
+{
+    cm_fatal("free(): double free of %p (block size %u)", p, cm_classes[cls].size);
+}
+
+/* p carries the free key: it is free already, or the program happened to
+ * store the key's value there. Look for it where free blocks live. */
+static void check_double_free(struct cm_tcache *tc, struct cm_segment *s, void *p, unsigned cls)
+{
+    struct cm_tbin *bin = &tc->bins[cls];
+    unsigned seen = 0;
+    for (struct cm_block *b = bin->head; b && seen < bin->count; b = cm_link_decode(b->next_enc), seen++) {
+        if (b == p)
+            double_free(p, cls);
+    }
+    if (cm_arena_block_is_free(s->arena, s, p, cls))
+        double_free(p, cls);
+}
+
+CM_NOINLINE void cm_free_slow(void *p)
+{
+    if (!p)
+        return;
+    int saved_errno = errno;
+    uintptr_t addr = (uintptr_t)p;
+    if (!cm_segmap_test(addr)) {
+        struct cm_segment *aligned = cm_huge_find_aligned(p);
+        if (!aligned)
+            cm_invalid_pointer("free", p);
+        cm_huge_free(aligned);
+        errno = saved_errno;
+        return;
+    }
+    struct cm_segment *s = cm_segment_of(p);
+    if (s->kind == CM_SEG_HUGE) {
+        if (addr != (uintptr_t)s + s->block_offset)
+            cm_invalid_pointer("free", p);
+        cm_huge_free(s);
+        errno = saved_errno;
+        return;
+    }
+    unsigned cls = s->page_cls[cm_page_index(p)];
+    if (!cls || (addr - (uintptr_t)cm_run_base(cm_run_of_block(s, p, cls))) % cm_classes[cls].size)
+        cm_invalid_pointer("free", p);
+
+    struct cm_tcache *tc = cm_tcache_get();
+    if (((struct cm_block *)p)->free_key == cm_hot.free_key)
+        check_double_free(tc, s, p, cls);
+    struct cm_tbin *bin = &tc->bins[cls];
+    if (bin->max) {
+        if (bin->count >= bin->max)
+            tcache_flush(bin, cls, bin->max / 2 + 1);
+        cm_tbin_push(bin, p);
+    } else {
+        cm_arena_free(s->arena, s, p, cls);
+    }
+    errno = saved_errno;
+}
+
+void cm_tcache_thread_exit(void *arg)
+{
+    struct cm_tcache *tc = arg;
+    if (tc->state != CM_TC_ACTIVE)
+        return;
+    cm_tcache_flush_all(tc);
+    for (unsigned cls = 1; cls <= CM_NCLASSES; cls++)
+        tc->bins[cls].max = 0;
+    struct cm_arena *a = tc->arena;
+    cm_lock(&a->lock);
+    if (tc->prev)
+        tc->prev->next = tc->next;
+    else
+        a->threads = tc->next;
+    if (tc->next)
+        tc->next->prev = tc->prev;
+    tc->next = tc->prev = NULL;
+    cm_unlock(&a->lock);
+    __atomic_fetch_sub(&a->nthreads, 1, __ATOMIC_RELAXED);
+    tc->state = CM_TC_DEAD;
+}
+
+/* In a forked child only this thread exists: the caches of the others stay
+ * where they were (their blocks are lost to the child, as with glibc's
+ * tcache), but they must no longer count as threads of their arenas. */
+void cm_tcache_after_fork_child(void)
+{
+    for (unsigned i = 0; i < cm_narenas; i++) {
+        struct cm_arena *a = cm_arenas[i];
+        bool mine = cm_tls.state == CM_TC_ACTIVE && cm_tls.arena == a;
+        a->threads = mine ? &cm_tls : NULL;
+        a->nthreads = mine ? 1 : 0;
+    }
+    if (cm_tls.state == CM_TC_ACTIVE)
+        cm_tls.next = cm_tls.prev = NULL;
+}
