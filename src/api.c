@@ -36,12 +36,13 @@ static struct block_info locate(const void *p)
 {
     struct block_info info = {NULL, 0};
     uintptr_t addr = (uintptr_t)p;
-    if (!cm_segmap_test(addr)) {
+    unsigned kind = cm_segmap_kind(addr);
+    if (!kind) {
         info.segment = cm_huge_find_aligned(p);
         return info;
     }
     struct cm_segment *s = cm_segment_of(p);
-    if (s->kind == CM_SEG_HUGE) {
+    if (kind == CM_SEG_HUGE) {
         if (addr == (uintptr_t)s + s->block_offset)
             info.segment = s;
         return info;

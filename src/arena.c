@@ -130,7 +130,8 @@ static struct cm_block *bin_take(struct cm_arena *a, unsigned cls)
     return b;
 }
 
-unsigned cm_arena_fill(struct cm_arena *a, unsigned cls, struct cm_tbin *tbin, unsigned want)
+unsigned cm_arena_fill(struct cm_arena *a, unsigned cls, struct cm_tcache *tc,
+                       struct cm_tbin *tbin, unsigned want)
 {
     unsigned got = 0;
     cm_lock(&a->lock);
@@ -138,7 +139,7 @@ unsigned cm_arena_fill(struct cm_arena *a, unsigned cls, struct cm_tbin *tbin, u
         struct cm_block *b = bin_take(a, cls);
         if (!b)
             break;
-        cm_tbin_push(tbin, b);
+        cm_tbin_push(tc, tbin, b);
     }
     cm_unlock(&a->lock);
     return got;

@@ -79,8 +79,12 @@ static void reread_options(void)
     cm_options_read();
     cm_sizeclass_init();
     if (cm_tls.state == CM_TC_ACTIVE) {
-        for (unsigned cls = 1; cls <= CM_NCLASSES; cls++)
-            cm_tls.bins[cls].max = cm_classes[cls].tcache_max;
+        for (unsigned cls = 1; cls <= CM_NCLASSES; cls++) {
+            struct cm_tbin *bin = &cm_tls.bins[cls];
+            uint32_t count = cm_tbin_count(bin), max = cm_classes[cls].tcache_max;
+            bin->max = count > max ? count : max;
+            bin->avail = bin->max - count;
+        }
     }
 }
 

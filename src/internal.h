@@ -81,7 +81,8 @@ unsigned cm_online_cpus(void);
 void cm_random_seed(uintptr_t out[2]);
 
 /* ---- os.c: the only seam to the kernel (sbrk, mmap, madvise) ---- */
-extern uint64_t cm_segmap[];
+#define CM_SEGMAP_SIZE ((size_t)1 << (CM_ADDR_BITS - CM_SEG_SHIFT))
+extern uint8_t cm_segmap[CM_SEGMAP_SIZE];
 extern cm_lock_t cm_heap_lock;
 
 void *cm_os_map(size_t size);
@@ -91,16 +92,17 @@ void cm_os_purge(void *p, size_t size);
 bool cm_os_resize_in_place(void *p, size_t old_size, size_t new_size);
 void *cm_os_move_aligned(void *p, size_t old_size, size_t new_size, size_t align);
 struct cm_segment *cm_os_heap_segment(void);
-void cm_segmap_set(const void *seg);
+void cm_segmap_set(const void *seg, enum cm_seg_kind kind);
 void cm_segmap_clear(const void *seg);
 
-/* Whether a heap or huge segment header starts at addr's 4 MiB granule. */
-static inline bool cm_segmap_test(uintptr_t addr)
+/* The kind of segment (enum cm_seg_kind) whose header starts at addr's 4 MiB
+ * granule, or 0. One byte per granule keeps the test to a shift and a load. */
+static inline unsigned cm_segmap_kind(uintptr_t addr)
 {
-    if (cm_unlikely(addr >> CM_ADDR_BITS))
-        return false;
     uintptr_t g = addr >> CM_SEG_SHIFT;
-    return (__atomic_load_n(&cm_segmap[g >> 6], __ATOMIC_RELAXED) >> (g & 63)) & 1;
+    if (cm_unlikely(g >= CM_SEGMAP_SIZE))
+        return 0;
+    return __atomic_load_n(&cm_segmap[g], __ATOMIC_RELAXED);
 }
 
 static inline struct cm_segment *cm_segment_of(const void *p)
@@ -177,8 +179,8 @@ extern unsigned cm_narenas;
 
 void cm_arena_boot(void);
 struct cm_arena *cm_arena_choose(void);
-unsigned cm_arena_fill(struct cm_arena *a, unsigned cls, struct cm_tbin *bin,
-                       unsigned want);
+unsigned cm_arena_fill(struct cm_arena *a, unsigned cls, struct cm_tcache *tc,
+                       struct cm_tbin *bin, unsigned want);
 void *cm_arena_alloc(struct cm_arena *a, unsigned cls);
 void cm_arena_free_locked(struct cm_arena *a, struct cm_segment *s, void *p,
                           unsigned cls);
@@ -220,31 +222,45 @@ static inline uintptr_t cm_link_encode(const struct cm_block *b)
     return (uintptr_t)b ^ cm_hot.link_secret;
 }
 
-static inline void cm_tbin_push(struct cm_tbin *bin, struct cm_block *b)
+static inline uint32_t cm_tbin_count(const struct cm_tbin *bin)
 {
-    b->next_enc = cm_link_encode(bin->head);
-    b->free_key = cm_hot.free_key;
-    bin->head = b;
-    __atomic_store_n(&bin->count, bin->count + 1, __ATOMIC_RELAXED);
+    return bin->max - bin->avail;
 }
 
-static inline struct cm_block *cm_tbin_pop(struct cm_tbin *bin)
+static inline void cm_tbin_push(struct cm_tcache *tc, struct cm_tbin *bin, struct cm_block *b)
+{
+    /* The head store sits between the two block stores on purpose: gcc
+     * would otherwise pack them into SSE moves that cost more than two
+     * plain stores. */
+    b->next_enc = (uintptr_t)bin->head ^ tc->link_secret;
+    bin->head = b;
+    b->free_key = tc->free_key;
+    bin->avail--;
+}
+
+static inline struct cm_block *cm_tbin_pop(struct cm_tcache *tc, struct cm_tbin *bin)
 {
     struct cm_block *b = bin->head;
-    bin->head = cm_link_decode(b->next_enc);
+    bin->head = (struct cm_block *)(b->next_enc ^ tc->link_secret);
     b->free_key = 0;
-    __atomic_store_n(&bin->count, bin->count - 1, __ATOMIC_RELAXED);
+    bin->avail++;
     return b;
 }
 
 /* The malloc fast path: a pop from this thread's cache, no lock, no call. */
 static inline void *cm_alloc(size_t n)
 {
-    if (cm_likely(n <= CM_MAX_CLASS_SIZE)) {
-        struct cm_tbin *bin = &cm_tls.bins[cm_size_class(n)];
-        if (cm_likely(bin->head != NULL))
-            return cm_tbin_pop(bin);
-    }
+    unsigned cls;
+    if (cm_likely(n <= CM_LOOKUP_MAX))
+        cls = cm_hot.class_of_small[(n + CM_ALIGNMENT - 1) / CM_ALIGNMENT];
+    else if (n <= CM_MAX_CLASS_SIZE)
+        cls = cm_size_class(n);
+    else
+        return cm_alloc_slow(n);
+    struct cm_tcache *tc = &cm_tls;
+    struct cm_tbin *bin = &tc->bins[cls];
+    if (cm_likely(bin->head != NULL))
+        return cm_tbin_pop(tc, bin);
     return cm_alloc_slow(n);
 }
 
@@ -253,13 +269,13 @@ static inline void *cm_alloc(size_t n)
  * already looks free) goes to cm_free_slow, which sorts it out. */
 static inline void cm_free(void *p)
 {
-    uintptr_t addr = (uintptr_t)p;
-    if (cm_likely(cm_segmap_test(addr))) {
+    if (cm_likely(cm_segmap_kind((uintptr_t)p) == CM_SEG_HEAP)) {
         struct cm_segment *s = cm_segment_of(p);
-        struct cm_tbin *bin = &cm_tls.bins[s->page_cls[cm_page_index(p)]];
+        struct cm_tcache *tc = &cm_tls;
+        struct cm_tbin *bin = &tc->bins[s->page_cls[cm_page_index(p)]];
         struct cm_block *b = p;
-        if (cm_likely(bin->count < bin->max && b->free_key != cm_hot.free_key)) {
-            cm_tbin_push(bin, b);
+        if (cm_likely(bin->avail != 0 && b->free_key != tc->free_key)) {
+            cm_tbin_push(tc, bin, b);
             return;
         }
     }

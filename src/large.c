@@ -71,7 +71,7 @@ void *cm_huge_alloc(size_t n, size_t align)
         aligned_registry = s;
         cm_unlock(&cm_heap_lock);
     } else {
-        cm_segmap_set(s);
+        cm_segmap_set(s, CM_SEG_HUGE);
     }
     account(1, (ptrdiff_t)map_size);
     return (char *)s + offset;
@@ -145,7 +145,7 @@ void *cm_huge_realloc(struct cm_segment *s, size_t n)
     }
     cm_segmap_clear(s);
     moved->map_size = new_size;
-    cm_segmap_set(moved);
+    cm_segmap_set(moved, CM_SEG_HUGE);
     account(0, (ptrdiff_t)new_size - (ptrdiff_t)old_size);
     return (char *)moved + moved->block_offset;
 }

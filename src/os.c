@@ -6,8 +6,9 @@
  * next 4 MiB boundary is left unused. When sbrk fails the heap falls back to
  * mmap for good. The break is never lowered: memory below it may not be ours.
  *
- * The segment map has one bit per 4 MiB granule of the user address space,
- * set while a segment header starts there. free() tests it before it reads
+ * The segment map has one byte per 4 MiB granule of the user address space
+ * (32 MiB of address space, of which only the pages for granules we use are
+ * ever touched), holding the kind of segment whose header starts there. free() tests it before it reads
  * a header, so a pointer that is not ours never makes us read wild memory. */
 #include <errno.h>
 #include <sys/mman.h>
@@ -15,23 +16,19 @@
 
 #include "internal.h"
 
-#define CM_SEGMAP_WORDS (((size_t)1 << (CM_ADDR_BITS - CM_SEG_SHIFT)) / 64)
-
-uint64_t cm_segmap[CM_SEGMAP_WORDS];
+uint8_t cm_segmap[CM_SEGMAP_SIZE];
 cm_lock_t cm_heap_lock;
 
 static bool heap_exhausted;
 
-void cm_segmap_set(const void *seg)
+void cm_segmap_set(const void *seg, enum cm_seg_kind kind)
 {
-    uintptr_t g = (uintptr_t)seg >> CM_SEG_SHIFT;
-    __atomic_fetch_or(&cm_segmap[g >> 6], (uint64_t)1 << (g & 63), __ATOMIC_RELEASE);
+    __atomic_store_n(&cm_segmap[(uintptr_t)seg >> CM_SEG_SHIFT], (uint8_t)kind, __ATOMIC_RELEASE);
 }
 
 void cm_segmap_clear(const void *seg)
 {
-    uintptr_t g = (uintptr_t)seg >> CM_SEG_SHIFT;
-    __atomic_fetch_and(&cm_segmap[g >> 6], ~((uint64_t)1 << (g & 63)), __ATOMIC_RELEASE);
+    __atomic_store_n(&cm_segmap[(uintptr_t)seg >> CM_SEG_SHIFT], 0, __ATOMIC_RELEASE);
 }
 
 void *cm_os_map(size_t size)

@@ -60,7 +60,7 @@ static void segment_init(struct cm_arena *a, struct cm_segment *s)
     s->next = a->segments;
     a->segments = s;
     a->nsegments++;
-    cm_segmap_set(s);
+    cm_segmap_set(s, CM_SEG_HEAP);
 }
 
 static bool arena_grow(struct cm_arena *a)

@@ -7,6 +7,9 @@
  * which keeps the totals exact even when a cache holds blocks of another
  * arena.
  *
+ * Other threads' cache counters are read without their owners' help; the
+ * figures are exact whenever those threads are not allocating at the time.
+ *
  * Each arena is copied into a snapshot under its lock, and printing happens
  * after the lock is released: malloc_info writes to a FILE, which may
  * allocate. */
@@ -53,7 +56,8 @@ static void snapshot_arena(struct cm_arena *a, struct arena_snapshot *snap)
         const struct cm_bin *bin = &a->bins[cls];
         size_t cached = 0;
         for (const struct cm_tcache *tc = a->threads; tc; tc = tc->next)
-            cached += __atomic_load_n(&tc->bins[cls].count, __ATOMIC_RELAXED);
+            cached += __atomic_load_n(&tc->bins[cls].max, __ATOMIC_RELAXED) -
+                      __atomic_load_n(&tc->bins[cls].avail, __ATOMIC_RELAXED);
         size_t capacity = bin->nruns * cm_classes[cls].nblocks;
         size_t in_use = bin->out > cached ? bin->out - cached : 0;
         snap->classes[cls].in_use = in_use;

@@ -30,8 +30,10 @@ static void tcache_attach(struct cm_tcache *tc)
         a->threads->prev = tc;
     a->threads = tc;
     cm_unlock(&a->lock);
+    tc->link_secret = cm_hot.link_secret;
+    tc->free_key = cm_hot.free_key;
     for (unsigned cls = 1; cls <= CM_NCLASSES; cls++)
-        tc->bins[cls].max = cm_classes[cls].tcache_max;
+        tc->bins[cls].max = tc->bins[cls].avail = cm_classes[cls].tcache_max;
     tc->state = CM_TC_ACTIVE;
     /* May allocate (glibc grows its key table with calloc), which is fine
      * now that this cache works. */
@@ -48,11 +50,11 @@ struct cm_tcache *cm_tcache_get(void)
 
 /* Returns n blocks from the top of a bin to their arenas, holding each
  * arena's lock across consecutive blocks that it owns. */
-static void tcache_flush(struct cm_tbin *bin, unsigned cls, unsigned n)
+static void tcache_flush(struct cm_tcache *tc, struct cm_tbin *bin, unsigned cls, unsigned n)
 {
     struct cm_arena *locked = NULL;
     while (n-- && bin->head) {
-        struct cm_block *b = cm_tbin_pop(bin);
+        struct cm_block *b = cm_tbin_pop(tc, bin);
         struct cm_segment *s = cm_segment_of(b);
         if (s->arena != locked) {
             if (locked)
@@ -69,7 +71,7 @@ static void tcache_flush(struct cm_tbin *bin, unsigned cls, unsigned n)
 void cm_tcache_flush_all(struct cm_tcache *tc)
 {
     for (unsigned cls = 1; cls <= CM_NCLASSES; cls++)
-        tcache_flush(&tc->bins[cls], cls, tc->bins[cls].count);
+        tcache_flush(tc, &tc->bins[cls], cls, cm_tbin_count(&tc->bins[cls]));
 }
 
 CM_NOINLINE void *cm_alloc_slow(size_t n)
@@ -84,8 +86,8 @@ CM_NOINLINE void *cm_alloc_slow(size_t n)
     void *p;
     if (bin->max) {
         if (!bin->head)
-            cm_arena_fill(tc->arena, cls, bin, (bin->max + 1) / 2);
-        p = bin->head ? cm_tbin_pop(bin) : NULL;
+            cm_arena_fill(tc->arena, cls, tc, bin, (bin->max + 1) / 2);
+        p = bin->head ? cm_tbin_pop(tc, bin) : NULL;
     } else {
         p = cm_arena_alloc(tc->arena, cls);
     }
@@ -104,8 +106,8 @@ static CM_COLD void double_free(const void *p, unsigned cls)
 static void check_double_free(struct cm_tcache *tc, struct cm_segment *s, void *p, unsigned cls)
 {
     struct cm_tbin *bin = &tc->bins[cls];
-    unsigned seen = 0;
-    for (struct cm_block *b = bin->head; b && seen < bin->count; b = cm_link_decode(b->next_enc), seen++) {
+    uint32_t count = cm_tbin_count(bin), seen = 0;
+    for (struct cm_block *b = bin->head; b && seen < count; b = cm_link_decode(b->next_enc), seen++) {
         if (b == p)
             double_free(p, cls);
     }
@@ -119,7 +121,8 @@ CM_NOINLINE void cm_free_slow(void *p)
         return;
     int saved_errno = errno;
     uintptr_t addr = (uintptr_t)p;
-    if (!cm_segmap_test(addr)) {
+    unsigned kind = cm_segmap_kind(addr);
+    if (!kind) {
         struct cm_segment *aligned = cm_huge_find_aligned(p);
         if (!aligned)
             cm_invalid_pointer("free", p);
@@ -128,7 +131,7 @@ CM_NOINLINE void cm_free_slow(void *p)
         return;
     }
     struct cm_segment *s = cm_segment_of(p);
-    if (s->kind == CM_SEG_HUGE) {
+    if (kind == CM_SEG_HUGE) {
         if (addr != (uintptr_t)s + s->block_offset)
             cm_invalid_pointer("free", p);
         cm_huge_free(s);
@@ -144,9 +147,9 @@ CM_NOINLINE void cm_free_slow(void *p)
         check_double_free(tc, s, p, cls);
     struct cm_tbin *bin = &tc->bins[cls];
     if (bin->max) {
-        if (bin->count >= bin->max)
-            tcache_flush(bin, cls, bin->max / 2 + 1);
-        cm_tbin_push(bin, p);
+        if (bin->avail == 0)
+            tcache_flush(tc, bin, cls, bin->max / 2 + 1);
+        cm_tbin_push(tc, bin, p);
     } else {
         cm_arena_free(s->arena, s, p, cls);
     }
@@ -160,7 +163,7 @@ void cm_tcache_thread_exit(void *arg)
         return;
     cm_tcache_flush_all(tc);
     for (unsigned cls = 1; cls <= CM_NCLASSES; cls++)
-        tc->bins[cls].max = 0;
+        tc->bins[cls].max = tc->bins[cls].avail = 0;
     struct cm_arena *a = tc->arena;
     cm_lock(&a->lock);
     if (tc->prev)

@@ -120,20 +120,26 @@ struct cm_arena {
     struct cm_bin bins[CM_NCLASSES + 1];
 };
 
-/* One thread-cache bin. count <= max always holds; max == 0 disables the
- * bin, which is how classes that are not cached and threads that are not
- * set up yet (or are exiting) fall through to the slow paths. */
+/* One thread-cache bin holding max - avail blocks. free() only needs to know
+ * whether there is room, so the bin counts room rather than blocks. A bin
+ * with max == 0 (and so avail == 0) is disabled: that is how classes that
+ * are not cached, and threads that are not set up yet or have exited, fall
+ * through to the slow paths. */
 struct cm_tbin {
     struct cm_block *head;
-    uint32_t count;
+    uint32_t avail;
     uint32_t max;
 };
 
 enum cm_tcache_state { CM_TC_NEW = 0, CM_TC_ACTIVE, CM_TC_DEAD };
 
-/* Per-thread state, in initial-exec TLS so touching it never allocates. */
+/* Per-thread state, in initial-exec TLS so touching it never allocates.
+ * The two secrets are copies of the process-wide ones, kept here so that
+ * the fast paths reach them from the same base address as the bins. */
 struct cm_tcache {
     struct cm_tbin bins[CM_NCLASSES + 1];
+    uintptr_t link_secret;
+    uintptr_t free_key;
     struct cm_arena *arena;
     struct cm_tcache *next;               /* arena's thread list */
     struct cm_tcache *prev;
