@@ -7,6 +7,7 @@
  *
  * Lock order, which the fork handlers follow: the global lock, then arena
  * locks by index, then the heap lock. */
+#include <fcntl.h>
 #include <pthread.h>
 #include <unistd.h>
 
@@ -20,6 +21,11 @@ int cm_initialized;
 static pthread_key_t tcache_key;
 static bool tcache_key_ready;
 static bool options_read_without_environ;
+static int stats_fd = -1;
+
+/* Programs such as coreutils close stderr in an atexit handler, before our
+ * destructor runs, so exit-time stats go to a private copy of it. */
+#define CM_STATS_FD_MIN 100
 
 void cm_init_slow(void)
 {
@@ -98,6 +104,8 @@ __attribute__((constructor)) static void cm_constructor(void)
     if (cm_tls.state == CM_TC_ACTIVE)
         cm_tcache_register_exit(&cm_tls);
     pthread_atfork(fork_prepare, fork_parent, fork_child);
+    if (cm_opt.stats_at_exit != CM_STATS_NONE)
+        stats_fd = fcntl(STDERR_FILENO, F_DUPFD_CLOEXEC, CM_STATS_FD_MIN);
     if (cm_opt.verbose)
         cm_message("%s: %u arenas at most, %u size classes up to %zu bytes, "
                    "mmap threshold %zu, thread cache up to %zu bytes",
@@ -108,5 +116,5 @@ __attribute__((constructor)) static void cm_constructor(void)
 __attribute__((destructor)) static void cm_destructor(void)
 {
     if (cm_opt.stats_at_exit != CM_STATS_NONE)
-        cm_stats_print_fd(STDERR_FILENO);
+        cm_stats_print_fd(stats_fd >= 0 ? stats_fd : STDERR_FILENO);
 }
