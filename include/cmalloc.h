@@ -21,7 +21,9 @@ extern "C" {
 const char *cmalloc_version(void);
 
 /* Non-zero when ptr is the start of a live block that cmalloc handed out.
- * Lets a program (or a test) tell whether cmalloc really serves it. */
+ * Lets a program (or a test) tell whether cmalloc really serves it. A block
+ * freed by another thread may still count as live while it waits in that
+ * thread's cache. Never crashes on a pointer that is not cmalloc's. */
 int cmalloc_owns(const void *ptr);
 
 #ifdef __cplusplus

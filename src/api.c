@@ -309,7 +309,7 @@ CM_EXPORT int cmalloc_owns(const void *p)
     if (!info.segment)
         return 0;
     if (info.cls && ((const struct cm_block *)p)->free_key == cm_hot.free_key &&
-        cm_arena_block_is_free(info.segment->arena, info.segment, (void *)p, info.cls))
+        cm_block_is_free(&cm_tls, info.segment, (void *)p, info.cls))
         return 0;
     return 1;
 }

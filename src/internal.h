@@ -211,6 +211,7 @@ void cm_tcache_flush_all(struct cm_tcache *tc);
 void cm_tcache_thread_exit(void *arg);
 void cm_tcache_after_fork_child(void);
 void cm_tcache_register_exit(struct cm_tcache *tc);
+bool cm_block_is_free(struct cm_tcache *tc, struct cm_segment *s, void *p, unsigned cls);
 
 static inline struct cm_block *cm_link_decode(uintptr_t enc)
 {

@@ -101,18 +101,21 @@ static CM_COLD void double_free(const void *p, unsigned cls)
     cm_fatal("free(): double free of %p (block size %u)", p, cm_classes[cls].size);
 }
 
-/* p carries the free key: it is free already, or the program happened to
- * store the key's value there. Look for it where free blocks live. */
-static void check_double_free(struct cm_tcache *tc, struct cm_segment *s, void *p, unsigned cls)
+/* Whether p, a block start that carries the free key, is free: in this
+ * thread's cache or in its run. The key alone may be a value the program
+ * happened to store there. Blocks in other threads' caches are not seen. */
+bool cm_block_is_free(struct cm_tcache *tc, struct cm_segment *s, void *p, unsigned cls)
 {
-    struct cm_tbin *bin = &tc->bins[cls];
-    uint32_t count = cm_tbin_count(bin), seen = 0;
-    for (struct cm_block *b = bin->head; b && seen < count; b = cm_link_decode(b->next_enc), seen++) {
-        if (b == p)
-            double_free(p, cls);
+    if (tc->state == CM_TC_ACTIVE) {
+        struct cm_tbin *bin = &tc->bins[cls];
+        uint32_t count = cm_tbin_count(bin), seen = 0;
+        for (struct cm_block *b = bin->head; b && seen < count;
+             b = cm_link_decode(b->next_enc), seen++) {
+            if (b == p)
+                return true;
+        }
     }
-    if (cm_arena_block_is_free(s->arena, s, p, cls))
-        double_free(p, cls);
+    return cm_arena_block_is_free(s->arena, s, p, cls);
 }
 
 CM_NOINLINE void cm_free_slow(void *p)
@@ -143,8 +146,8 @@ CM_NOINLINE void cm_free_slow(void *p)
         cm_invalid_pointer("free", p);
 
     struct cm_tcache *tc = cm_tcache_get();
-    if (((struct cm_block *)p)->free_key == cm_hot.free_key)
-        check_double_free(tc, s, p, cls);
+    if (((struct cm_block *)p)->free_key == cm_hot.free_key && cm_block_is_free(tc, s, p, cls))
+        double_free(p, cls);
     struct cm_tbin *bin = &tc->bins[cls];
     if (bin->max) {
         if (bin->avail == 0)
