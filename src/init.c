@@ -107,9 +107,9 @@ __attribute__((constructor)) static void cm_constructor(void)
     if (cm_opt.stats_at_exit != CM_STATS_NONE)
         stats_fd = fcntl(STDERR_FILENO, F_DUPFD_CLOEXEC, CM_STATS_FD_MIN);
     if (cm_opt.verbose)
-        cm_message("%s: %u arenas at most, %u size classes up to %zu bytes, "
+        cm_message("version %s: %u arenas at most, %u size classes up to %zu bytes, "
                    "mmap threshold %zu, thread cache up to %zu bytes",
-                   CMALLOC_VERSION_TEXT, cm_opt.arena_max, CM_NCLASSES,
+                   CMALLOC_VERSION_STRING, cm_opt.arena_max, CM_NCLASSES,
                    (size_t)CM_MAX_CLASS_SIZE, cm_opt.mmap_threshold, cm_opt.tcache_max_size);
 }
 

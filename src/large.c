@@ -138,12 +138,15 @@ void *cm_huge_realloc(struct cm_segment *s, size_t n)
         cm_huge_free(s);
         return q;
     }
+    /* Unmark the old place before mremap releases it: another thread's new
+     * mapping may land there at once and mark it as its own. */
+    cm_segmap_clear(s);
     struct cm_segment *moved = cm_os_move_aligned(s, old_size, new_size, CM_SEG_SIZE);
     if (!moved) {
+        cm_segmap_set(s, CM_SEG_HUGE);
         errno = ENOMEM;
         return NULL;
     }
-    cm_segmap_clear(s);
     moved->map_size = new_size;
     cm_segmap_set(moved, CM_SEG_HUGE);
     account(0, (ptrdiff_t)new_size - (ptrdiff_t)old_size);

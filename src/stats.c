@@ -13,7 +13,6 @@
  * Each arena is copied into a snapshot under its lock, and printing happens
  * after the lock is released: malloc_info writes to a FILE, which may
  * allocate. */
-#include <errno.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -177,10 +176,9 @@ struct mallinfo2 cm_stats_mallinfo2(void)
 
 int cm_stats_malloc_info(int options, FILE *fp)
 {
-    if (options != 0) {
-        errno = EINVAL;
-        return -1;
-    }
+    /* glibc returns the error itself rather than -1 with errno set. */
+    if (options != 0)
+        return EINVAL;
     struct emitter e = {file_sink, fp};
     struct arena_snapshot snap;
     size_t system = 0, free_bytes = 0, free_count = 0;
