@@ -222,10 +222,7 @@ CM_EXPORT int malloc_trim(size_t pad)
     struct cm_tcache *tc = cm_tcache_get();
     if (tc->state == CM_TC_ACTIVE)
         cm_tcache_flush_all(tc);
-    size_t purged = 0;
-    for (unsigned i = 0, n = __atomic_load_n(&cm_narenas, __ATOMIC_ACQUIRE); i < n; i++)
-        purged += cm_arena_trim(cm_arenas[i]);
-    return purged > 0;
+    return cm_trim_all();
 }
 
 CM_EXPORT int mallopt(int param, int value)

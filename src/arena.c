@@ -155,6 +155,16 @@ void *cm_arena_alloc(struct cm_arena *a, unsigned cls)
     return b;
 }
 
+static void release_run(struct cm_arena *a, struct cm_run *r)
+{
+    const struct cm_class *c = &cm_classes[r->cls];
+    struct cm_bin *bin = &a->bins[r->cls];
+    cm_list_remove(&bin->runs, r);
+    bin->nruns--;
+    memset(&cm_run_segment(r)->page_cls[cm_run_first_page(r)], 0, (size_t)1 << c->order);
+    cm_run_release(a, r);
+}
+
 void cm_arena_free_locked(struct cm_arena *a, struct cm_segment *s, void *p, unsigned cls)
 {
     const struct cm_class *c = &cm_classes[cls];
@@ -168,12 +178,8 @@ void cm_arena_free_locked(struct cm_arena *a, struct cm_segment *s, void *p, uns
     bin->out--;
     if (++r->nfree == 1)
         cm_list_insert(&bin->runs, r, false);
-    if (r->nfree == c->nblocks && r->next != r) {
-        cm_list_remove(&bin->runs, r);
-        bin->nruns--;
-        memset(&s->page_cls[cm_run_first_page(r)], 0, (size_t)1 << c->order);
-        cm_run_release(a, r);
-    }
+    if (r->nfree == c->nblocks && r->next != r)
+        release_run(a, r);
 }
 
 void cm_arena_free(struct cm_arena *a, struct cm_segment *s, void *p, unsigned cls)
@@ -203,10 +209,35 @@ bool cm_arena_block_is_free(struct cm_arena *a, struct cm_segment *s, void *p, u
     return found;
 }
 
-size_t cm_arena_trim(struct cm_arena *a)
+/* The empty run each bin keeps against thrashing, given back. */
+static size_t release_empty_runs(struct cm_arena *a)
+{
+    size_t released = 0;
+    for (unsigned cls = 1; cls <= CM_NCLASSES; cls++) {
+        struct cm_run *r = a->bins[cls].runs;
+        if (r && r->next == r && r->nfree == cm_classes[cls].nblocks) {
+            release_run(a, r);
+            released++;
+        }
+    }
+    return released;
+}
+
+/* Returns every free page to the OS: whole free segments are released,
+ * and the free runs of the others purged. Returns whether anything was. */
+bool cm_arena_trim(struct cm_arena *a)
 {
     cm_lock(&a->lock);
+    size_t released = release_empty_runs(a) + cm_arena_release_segments(a);
     size_t purged = cm_arena_purge(a, 0);
     cm_unlock(&a->lock);
-    return purged;
+    return released + purged > 0;
+}
+
+bool cm_trim_all(void)
+{
+    bool any = false;
+    for (unsigned i = 0, n = __atomic_load_n(&cm_narenas, __ATOMIC_ACQUIRE); i < n; i++)
+        any |= cm_arena_trim(cm_arenas[i]);
+    return any;
 }

@@ -92,6 +92,7 @@ void cm_os_purge(void *p, size_t size);
 bool cm_os_resize_in_place(void *p, size_t old_size, size_t new_size);
 void *cm_os_move_aligned(void *p, size_t old_size, size_t new_size, size_t align);
 struct cm_segment *cm_os_heap_segment(void);
+void cm_os_release_segment(struct cm_segment *s);
 void cm_segmap_set(const void *seg, enum cm_seg_kind kind);
 void cm_segmap_clear(const void *seg);
 
@@ -150,6 +151,7 @@ static inline void cm_list_remove(struct cm_run **head, struct cm_run *r)
 struct cm_run *cm_run_alloc(struct cm_arena *a, unsigned order);
 void cm_run_release(struct cm_arena *a, struct cm_run *r);
 size_t cm_arena_purge(struct cm_arena *a, size_t keep_pages);
+size_t cm_arena_release_segments(struct cm_arena *a);
 
 static inline struct cm_segment *cm_run_segment(const struct cm_run *r)
 {
@@ -187,7 +189,8 @@ void cm_arena_free_locked(struct cm_arena *a, struct cm_segment *s, void *p,
 void cm_arena_free(struct cm_arena *a, struct cm_segment *s, void *p, unsigned cls);
 bool cm_arena_block_is_free(struct cm_arena *a, struct cm_segment *s, void *p,
                             unsigned cls);
-size_t cm_arena_trim(struct cm_arena *a);
+bool cm_arena_trim(struct cm_arena *a);
+bool cm_trim_all(void);
 
 /* ---- large.c: huge blocks, one mmap each ---- */
 void *cm_huge_alloc(size_t n, size_t align);

@@ -58,6 +58,9 @@ void *cm_huge_alloc(size_t n, size_t align)
     size_t map_size = page_round(offset + n);
     size_t map_align = offset >= CM_SEG_SIZE ? offset : CM_SEG_SIZE;
     struct cm_segment *s = cm_os_map_aligned(map_size, map_align);
+    /* Address space may be held by free heap segments (RLIMIT_AS). */
+    if (!s && cm_trim_all())
+        s = cm_os_map_aligned(map_size, map_align);
     if (!s) {
         errno = ENOMEM;
         return NULL;

@@ -4,7 +4,10 @@
  * Heap segments come from the program break when we can get it: the break is
  * re-read every time, because other code may move it, and the gap up to the
  * next 4 MiB boundary is left unused. When sbrk fails the heap falls back to
- * mmap for good. The break is never lowered: memory below it may not be ours.
+ * mmap for good. A free segment at the top of the heap lowers the break
+ * again, but only while the break is exactly where our segment ends; other
+ * free sbrk segments are purged and kept for reuse, since memory around them
+ * may not be ours.
  *
  * The segment map has one byte per 4 MiB granule of the user address space
  * (32 MiB of address space, of which only the pages for granules we use are
@@ -20,6 +23,9 @@ uint8_t cm_segmap[CM_SEGMAP_SIZE];
 cm_lock_t cm_heap_lock;
 
 static bool heap_exhausted;
+
+/* Free sbrk segments below the top of the heap, purged, for reuse. */
+static struct cm_segment *free_heap_segments;
 
 void cm_segmap_set(const void *seg, enum cm_seg_kind kind)
 {
@@ -130,7 +136,10 @@ struct cm_segment *cm_os_heap_segment(void)
     int saved = errno;
     struct cm_segment *s = NULL;
     cm_lock(&cm_heap_lock);
-    if (!heap_exhausted) {
+    if (free_heap_segments) {
+        s = free_heap_segments;
+        free_heap_segments = s->next;
+    } else if (!heap_exhausted) {
         s = sbrk_segment();
         if (!s)
             heap_exhausted = true;
@@ -145,4 +154,39 @@ struct cm_segment *cm_os_heap_segment(void)
     }
     errno = saved;
     return s;
+}
+
+/* Takes back an entirely free heap segment (already out of the segment
+ * map). Its pages read as zero when it is handed out again. */
+void cm_os_release_segment(struct cm_segment *s)
+{
+    int saved = errno;
+    if (s->from_mmap) {
+        munmap(s, CM_SEG_SIZE);
+        errno = saved;
+        return;
+    }
+    cm_lock(&cm_heap_lock);
+    if ((char *)s + CM_SEG_SIZE == sbrk(0)) {
+        sbrk(-(intptr_t)CM_SEG_SIZE);
+        /* The pooled segments now at the top can follow it down. */
+        bool lowered = true;
+        while (lowered) {
+            lowered = false;
+            for (struct cm_segment **link = &free_heap_segments; *link; link = &(*link)->next) {
+                if ((char *)*link + CM_SEG_SIZE == sbrk(0)) {
+                    *link = (*link)->next;
+                    sbrk(-(intptr_t)CM_SEG_SIZE);
+                    lowered = true;
+                    break;
+                }
+            }
+        }
+    } else {
+        madvise(s, CM_SEG_SIZE, MADV_DONTNEED);
+        s->next = free_heap_segments;
+        free_heap_segments = s;
+    }
+    cm_unlock(&cm_heap_lock);
+    errno = saved;
 }

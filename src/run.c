@@ -32,14 +32,26 @@ static void free_list_take(struct cm_arena *a, struct cm_run *r)
 
 /* The header occupies the first pages of a heap segment as one META run of
  * the smallest order that holds it; the rest is cut into the largest
- * aligned free runs that fit. */
-static void segment_init(struct cm_arena *a, struct cm_segment *s)
+ * aligned free runs that fit. A segment is entirely free exactly when its
+ * free runs have merged back into that layout. */
+static unsigned header_order(void)
 {
     size_t header_pages = (sizeof(struct cm_segment) + CM_PAGE_SIZE - 1) >> CM_PAGE_SHIFT;
-    unsigned meta_order = 0;
-    while (((size_t)1 << meta_order) < header_pages)
-        meta_order++;
+    unsigned order = 0;
+    while (((size_t)1 << order) < header_pages)
+        order++;
+    return order;
+}
 
+static unsigned layout_order(size_t page)
+{
+    unsigned order = (unsigned)__builtin_ctzl(page);
+    return order > CM_MAX_ORDER ? CM_MAX_ORDER : order;
+}
+
+static void segment_init(struct cm_arena *a, struct cm_segment *s)
+{
+    unsigned meta_order = header_order();
     s->arena = a;
     s->map_size = CM_SEG_SIZE;
     s->kind = CM_SEG_HEAP;
@@ -47,20 +59,54 @@ static void segment_init(struct cm_arena *a, struct cm_segment *s)
     s->runs[0].order = (uint8_t)meta_order;
 
     for (size_t page = (size_t)1 << meta_order; page < CM_SEG_PAGES;) {
-        unsigned order = (unsigned)__builtin_ctzl(page);
-        if (order > CM_MAX_ORDER)
-            order = CM_MAX_ORDER;
         struct cm_run *r = &s->runs[page];
-        r->order = (uint8_t)order;
+        r->order = (uint8_t)layout_order(page);
         r->dirty = 0;
         free_list_add(a, r);
-        page += (size_t)1 << order;
+        page += (size_t)1 << r->order;
     }
 
     s->next = a->segments;
     a->segments = s;
     a->nsegments++;
     cm_segmap_set(s, CM_SEG_HEAP);
+}
+
+static bool segment_is_free(const struct cm_segment *s)
+{
+    for (size_t page = (size_t)1 << header_order(); page < CM_SEG_PAGES;) {
+        const struct cm_run *r = &s->runs[page];
+        if (r->state != CM_RUN_FREE || r->order != layout_order(page))
+            return false;
+        page += (size_t)1 << r->order;
+    }
+    return true;
+}
+
+/* Gives entirely free segments back to the OS layer, which unmaps them or
+ * keeps them for the heap to reuse. Returns the number released. */
+size_t cm_arena_release_segments(struct cm_arena *a)
+{
+    size_t released = 0;
+    struct cm_segment **link = &a->segments;
+    while (*link) {
+        struct cm_segment *s = *link;
+        if (!segment_is_free(s)) {
+            link = &s->next;
+            continue;
+        }
+        for (size_t page = (size_t)1 << header_order(); page < CM_SEG_PAGES;) {
+            struct cm_run *r = &s->runs[page];
+            free_list_take(a, r);
+            page += (size_t)1 << r->order;
+        }
+        *link = s->next;
+        a->nsegments--;
+        cm_segmap_clear(s);
+        cm_os_release_segment(s);
+        released++;
+    }
+    return released;
 }
 
 static bool arena_grow(struct cm_arena *a)
