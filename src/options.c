@@ -197,14 +197,13 @@ int cm_options_mallopt(int param, int value)
                                     : (size_t)value;
         return 1;
     case M_TRIM_THRESHOLD:
-        if (value < 0)
-            return 0;
-        cm_opt.trim_threshold = (size_t)value;
+        /* As in glibc, the value is taken as unsigned: -1 turns trimming off. */
+        cm_opt.trim_threshold = (size_t)(unsigned long)(long)value;
         return 1;
     case M_ARENA_MAX:
-        if (value < 1)
-            return 0;
-        cm_opt.arena_max = value > CM_MAX_ARENAS ? CM_MAX_ARENAS : (unsigned)value;
+        /* glibc ignores values below 1 but still reports success. */
+        if (value >= 1)
+            cm_opt.arena_max = value > CM_MAX_ARENAS ? CM_MAX_ARENAS : (unsigned)value;
         return 1;
     default:
         return 0;
