@@ -79,8 +79,11 @@ CM_EXPORT void *calloc(size_t count, size_t size)
     void *p = cm_alloc(total);
     /* A fresh huge mapping is already zero; touching it would only fault
      * in pages the program may never use. */
-    if (p && cm_segment_of(p)->kind != CM_SEG_HUGE)
-        memset(p, 0, total);
+    if (p) {
+        struct cm_segment *s = cm_segment_of(p);
+        if (s->kind != CM_SEG_HUGE || !s->zeroed)
+            memset(p, 0, total);
+    }
     return p;
 }
 

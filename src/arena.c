@@ -236,7 +236,7 @@ bool cm_arena_trim(struct cm_arena *a)
 
 bool cm_trim_all(void)
 {
-    bool any = false;
+    bool any = cm_huge_cache_flush();
     for (unsigned i = 0, n = __atomic_load_n(&cm_narenas, __ATOMIC_ACQUIRE); i < n; i++)
         any |= cm_arena_trim(cm_arenas[i]);
     return any;

@@ -33,6 +33,7 @@ struct cm_options {
     size_t trim_threshold;   /* dirty free bytes an arena keeps before purging */
     size_t tcache_max_size;  /* largest class kept in thread caches; 0 = off */
     unsigned arena_max;      /* 0 = one per online CPU */
+    size_t purge_delay_ms;   /* how long freed huge mappings stay cached */
     int stats_at_exit;       /* enum cm_stats_format */
     int verbose;
 };
@@ -198,6 +199,8 @@ void cm_huge_free(struct cm_segment *s);
 void *cm_huge_realloc(struct cm_segment *s, size_t n);
 size_t cm_huge_usable(const struct cm_segment *s);
 struct cm_segment *cm_huge_find_aligned(const void *p);
+bool cm_huge_cache_flush(void);
+size_t cm_huge_cached_bytes(void);
 
 struct cm_huge_stats {
     size_t count, bytes, max_count, max_bytes;

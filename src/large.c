@@ -1,5 +1,14 @@
 /* Huge blocks: requests above the largest size class or the mmap threshold
- * get a mapping of their own, unmapped on free.
+ * get a mapping of their own.
+ *
+ * A freed mapping waits a while in a small cache before it is unmapped:
+ * programs that allocate and free big buffers over and over (a decoder's
+ * frame, a zero-filled scratch area) then reuse pages that are already
+ * faulted in, instead of paying an mmap, a munmap and a page fault per page
+ * each time. The cache holds at most CM_HUGE_CACHE_SLOTS mappings and
+ * CM_HUGE_CACHE_BYTES in all, and a mapping leaves it after the purge delay
+ * (checked whenever a huge block comes or goes), on malloc_trim, or when an
+ * mmap fails.
  *
  * The mapping is a huge segment: 4 MiB aligned, with a one-page header
  * (more when the block needs a larger alignment) before the block, so free()
@@ -13,10 +22,19 @@
  * enough that a locked list is the right structure. */
 #include <errno.h>
 #include <string.h>
+#include <time.h>
 
 #include "internal.h"
 
 static struct cm_segment *aligned_registry;  /* under cm_heap_lock */
+
+#define CM_HUGE_CACHE_SLOTS 8
+#define CM_HUGE_CACHE_BYTES ((size_t)128 << 20)
+
+/* Under cm_heap_lock. Oldest first. */
+static struct cm_segment *huge_cache[CM_HUGE_CACHE_SLOTS];
+static unsigned huge_cache_len;
+static size_t huge_cache_bytes;
 
 static size_t huge_count, huge_bytes, huge_max_count, huge_max_bytes;
 
@@ -47,6 +65,100 @@ void cm_huge_stats_get(struct cm_huge_stats *out)
     out->max_bytes = __atomic_load_n(&huge_max_bytes, __ATOMIC_RELAXED);
 }
 
+static uint64_t now_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+static void cache_remove(unsigned i)
+{
+    huge_cache_bytes -= huge_cache[i]->map_size;
+    huge_cache_len--;
+    memmove(&huge_cache[i], &huge_cache[i + 1], (huge_cache_len - i) * sizeof huge_cache[0]);
+}
+
+/* Moves the mappings that must leave the cache (expired ones, or all when
+ * everything is true) into out[], to be unmapped after the lock is dropped.
+ * Returns how many. */
+static unsigned cache_expire(struct cm_segment **out, bool everything)
+{
+    uint64_t cutoff = now_ns() - (uint64_t)cm_opt.purge_delay_ms * 1000000u;
+    unsigned n = 0;
+    while (huge_cache_len && (everything || huge_cache[0]->cached_at <= cutoff)) {
+        out[n++] = huge_cache[0];
+        cache_remove(0);
+    }
+    return n;
+}
+
+static void unmap_all(struct cm_segment **list, unsigned n)
+{
+    for (unsigned i = 0; i < n; i++)
+        cm_os_unmap(list[i], list[i]->map_size);
+}
+
+/* A cached mapping for map_size bytes: the smallest that fits, trimmed when
+ * it is much larger. NULL when none fits. */
+static struct cm_segment *cache_take(size_t map_size)
+{
+    struct cm_segment *expired[CM_HUGE_CACHE_SLOTS], *s = NULL;
+    unsigned best = CM_HUGE_CACHE_SLOTS;
+    cm_lock(&cm_heap_lock);
+    unsigned nexpired = cache_expire(expired, false);
+    for (unsigned i = 0; i < huge_cache_len; i++) {
+        size_t size = huge_cache[i]->map_size;
+        if (size >= map_size && (best == CM_HUGE_CACHE_SLOTS || size < huge_cache[best]->map_size))
+            best = i;
+    }
+    if (best < CM_HUGE_CACHE_SLOTS) {
+        s = huge_cache[best];
+        cache_remove(best);
+    }
+    cm_unlock(&cm_heap_lock);
+    unmap_all(expired, nexpired);
+    if (s && s->map_size - map_size > map_size / 8 && cm_os_resize_in_place(s, s->map_size, map_size))
+        s->map_size = map_size;
+    return s;
+}
+
+/* Keeps a freed mapping in the cache if it fits; false if it must go. */
+static bool cache_put(struct cm_segment *s)
+{
+    struct cm_segment *expired[CM_HUGE_CACHE_SLOTS + 1];
+    if (s->map_size > CM_HUGE_CACHE_BYTES / 4 || cm_opt.purge_delay_ms == 0)
+        return false;
+    s->cached_at = now_ns();
+    cm_lock(&cm_heap_lock);
+    unsigned n = cache_expire(expired, false);
+    while (huge_cache_len && (huge_cache_len == CM_HUGE_CACHE_SLOTS ||
+                              huge_cache_bytes + s->map_size > CM_HUGE_CACHE_BYTES)) {
+        expired[n++] = huge_cache[0];
+        cache_remove(0);
+    }
+    huge_cache[huge_cache_len++] = s;
+    huge_cache_bytes += s->map_size;
+    cm_unlock(&cm_heap_lock);
+    unmap_all(expired, n);
+    return true;
+}
+
+bool cm_huge_cache_flush(void)
+{
+    struct cm_segment *all[CM_HUGE_CACHE_SLOTS];
+    cm_lock(&cm_heap_lock);
+    unsigned n = cache_expire(all, true);
+    cm_unlock(&cm_heap_lock);
+    unmap_all(all, n);
+    return n > 0;
+}
+
+size_t cm_huge_cached_bytes(void)
+{
+    return __atomic_load_n(&huge_cache_bytes, __ATOMIC_RELAXED);
+}
+
 /* align is 0 or a power of two. */
 void *cm_huge_alloc(size_t n, size_t align)
 {
@@ -57,13 +169,19 @@ void *cm_huge_alloc(size_t n, size_t align)
     }
     size_t map_size = page_round(offset + n);
     size_t map_align = offset >= CM_SEG_SIZE ? offset : CM_SEG_SIZE;
-    struct cm_segment *s = cm_os_map_aligned(map_size, map_align);
-    /* Address space may be held by free heap segments (RLIMIT_AS). */
-    if (!s && cm_trim_all())
+    struct cm_segment *s = offset == CM_PAGE_SIZE ? cache_take(map_size) : NULL;
+    if (s) {
+        s->zeroed = 0;
+    } else {
         s = cm_os_map_aligned(map_size, map_align);
-    if (!s) {
-        errno = ENOMEM;
-        return NULL;
+        /* Address space may be held by free heap segments (RLIMIT_AS). */
+        if (!s && cm_trim_all())
+            s = cm_os_map_aligned(map_size, map_align);
+        if (!s) {
+            errno = ENOMEM;
+            return NULL;
+        }
+        s->zeroed = 1;
     }
     s->kind = CM_SEG_HUGE;
     s->map_size = map_size;
@@ -107,7 +225,8 @@ void cm_huge_free(struct cm_segment *s)
         cm_segmap_clear(s);
     }
     account(-1, -(ptrdiff_t)s->map_size);
-    cm_os_unmap(s, s->map_size);
+    if (s->block_offset != CM_PAGE_SIZE || !cache_put(s))
+        cm_os_unmap(s, s->map_size);
 }
 
 size_t cm_huge_usable(const struct cm_segment *s)
@@ -127,6 +246,7 @@ void *cm_huge_realloc(struct cm_segment *s, size_t n)
     size_t new_size = page_round(s->block_offset + n);
     if (new_size == old_size)
         return (char *)s + s->block_offset;
+    s->zeroed = 0;
     if (cm_os_resize_in_place(s, old_size, new_size)) {
         s->map_size = new_size;
         account(0, (ptrdiff_t)new_size - (ptrdiff_t)old_size);

@@ -16,6 +16,7 @@ struct cm_options cm_opt = {
     .mmap_threshold = CM_DEFAULT_MMAP_THRESHOLD,
     .trim_threshold = CM_DEFAULT_TRIM_THRESHOLD,
     .tcache_max_size = CM_DEFAULT_TCACHE_MAX_SIZE,
+    .purge_delay_ms = 1000,
 };
 
 enum value_kind { VALUE_SIZE, VALUE_COUNT, VALUE_BOOL, VALUE_TCACHE, VALUE_STATS };
@@ -34,6 +35,8 @@ static const struct option_spec specs[] = {
      "a size such as 256k"},
     {"trim_threshold", "CMALLOC_TRIM_THRESHOLD", VALUE_SIZE, &cm_opt.trim_threshold,
      "a size such as 8m"},
+    {"purge_delay_ms", "CMALLOC_PURGE_DELAY_MS", VALUE_SIZE, &cm_opt.purge_delay_ms,
+     "milliseconds, 0 to return memory at once"},
     {"tcache", "CMALLOC_TCACHE", VALUE_TCACHE, &cm_opt.tcache_max_size,
      "on, off or the largest cached size (up to 1m)"},
     {"stats_at_exit", "CMALLOC_STATS_AT_EXIT", VALUE_STATS, &cm_opt.stats_at_exit,

@@ -88,8 +88,10 @@ struct cm_segment {
     struct cm_segment *next;      /* arena's segment list / huge registry */
     size_t map_size;              /* bytes mapped (huge) or CM_SEG_SIZE */
     size_t block_offset;          /* huge: block start - segment start */
+    uint64_t cached_at;           /* huge, in the cache: when it was freed (ns) */
     uint8_t kind;
     uint8_t from_mmap;            /* heap segment: 0 = sbrk, 1 = mmap */
+    uint8_t zeroed;               /* huge: the block has never been written */
     uint8_t page_cls[CM_SEG_PAGES];
     struct cm_run runs[CM_SEG_PAGES];
 };

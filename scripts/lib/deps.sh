@@ -1,5 +1,6 @@
 # shellcheck shell=bash
-# Shared by scripts/setup and scripts/test (sourced, not run).
+# Shared by scripts/setup, scripts/test and scripts/check-packaging (sourced,
+# not run).
 #
 #   cmalloc_install_deps
 #       Make sure the Debian packages cmalloc needs are installed.  As root,
@@ -27,6 +28,13 @@ CMALLOC_PACKAGES=(
   git
   file
   time
+  strace # tests/steady_syscalls.sh
+  # scripts/check-packaging: Debian, RPM and CPack packages
+  debhelper # dh, debhelper-compat 13 (pulls in dpkg-dev)
+  dpkg-dev  # dpkg-buildpackage, dpkg-scanpackages, dpkg-shlibdeps
+  lintian
+  rpm      # rpmbuild, rpmspec
+  rpm2cpio # rpm2archive
 )
 
 # Commands without which nothing can be built, checked when the packages
