@@ -24,10 +24,6 @@ const char *cmalloc_version(void);
  * Lets a program (or a test) tell whether cmalloc really serves it. A block
  * freed by another thread may still count as live while it waits in that
  * thread's cache. Never crashes on a pointer that is not cmalloc's. */
-#if defined(__GNUC__) && !defined(__clang__) && __GNUC__ >= 11
-/* Only the address is looked at: the block may be uninitialised. */
-__attribute__((access(none, 1)))
-#endif
 int cmalloc_owns(const void *ptr);
 
 #ifdef __cplusplus
