@@ -25,16 +25,11 @@ static void *enomem(void)
     return NULL;
 }
 
-/* Where a block lives, checked: NULL segment with huge == false means the
- * pointer is not the start of a block of ours. */
-struct block_info {
-    struct cm_segment *segment;
-    unsigned cls;   /* 0 for a huge block */
-};
-
-static struct block_info locate(const void *p)
+/* Where a block lives, checked: a NULL segment means the pointer is not the
+ * start of a block of ours; cls is 0 for a huge block. */
+struct cm_block_info cm_locate(const void *p)
 {
-    struct block_info info = {NULL, 0};
+    struct cm_block_info info = {NULL, 0};
     uintptr_t addr = (uintptr_t)p;
     unsigned kind = cm_segmap_kind(addr);
     if (!kind) {
@@ -56,7 +51,7 @@ static struct block_info locate(const void *p)
     return info;
 }
 
-static size_t usable_size(struct block_info info)
+static size_t usable_size(struct cm_block_info info)
 {
     return info.cls ? cm_classes[info.cls].size : cm_huge_usable(info.segment);
 }
@@ -105,7 +100,7 @@ CM_EXPORT void *realloc(void *p, size_t n)
         cm_free(p);
         return NULL;
     }
-    struct block_info info = locate(p);
+    struct cm_block_info info = cm_locate(p);
     if (!info.segment)
         cm_invalid_pointer("realloc", p);
     if (n > (size_t)PTRDIFF_MAX)
@@ -212,7 +207,7 @@ CM_EXPORT size_t malloc_usable_size(void *p)
 {
     if (!p)
         return 0;
-    struct block_info info = locate(p);
+    struct cm_block_info info = cm_locate(p);
     if (!info.segment)
         cm_invalid_pointer("malloc_usable_size", p);
     return usable_size(info);
@@ -305,7 +300,7 @@ CM_EXPORT int cmalloc_owns(const void *p)
 {
     if (!p)
         return 0;
-    struct block_info info = locate(p);
+    struct cm_block_info info = cm_locate(p);
     if (!info.segment)
         return 0;
     if (info.cls && ((const struct cm_block *)p)->free_key == cm_hot.free_key &&

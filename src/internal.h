@@ -301,6 +301,11 @@ static inline void cm_ensure_init(void)
 }
 
 /* ---- api.c / shared helpers ---- */
+struct cm_block_info {
+    struct cm_segment *segment;
+    unsigned cls;
+};
+struct cm_block_info cm_locate(const void *p);
 void *cm_memalign(size_t align, size_t n);
 size_t cm_usable_size(const void *p);
 _Noreturn void cm_invalid_pointer(const char *fn, const void *p);

@@ -123,28 +123,16 @@ CM_NOINLINE void cm_free_slow(void *p)
     if (!p)
         return;
     int saved_errno = errno;
-    uintptr_t addr = (uintptr_t)p;
-    unsigned kind = cm_segmap_kind(addr);
-    if (!kind) {
-        struct cm_segment *aligned = cm_huge_find_aligned(p);
-        if (!aligned)
-            cm_invalid_pointer("free", p);
-        cm_huge_free(aligned);
-        errno = saved_errno;
-        return;
-    }
-    struct cm_segment *s = cm_segment_of(p);
-    if (kind == CM_SEG_HUGE) {
-        if (addr != (uintptr_t)s + s->block_offset)
-            cm_invalid_pointer("free", p);
+    struct cm_block_info info = cm_locate(p);
+    struct cm_segment *s = info.segment;
+    unsigned cls = info.cls;
+    if (!s)
+        cm_invalid_pointer("free", p);
+    if (!cls) {
         cm_huge_free(s);
         errno = saved_errno;
         return;
     }
-    unsigned cls = s->page_cls[cm_page_index(p)];
-    if (!cls || (addr - (uintptr_t)cm_run_base(cm_run_of_block(s, p, cls))) % cm_classes[cls].size)
-        cm_invalid_pointer("free", p);
-
     struct cm_tcache *tc = cm_tcache_get();
     if (((struct cm_block *)p)->free_key == cm_hot.free_key && cm_block_is_free(tc, s, p, cls))
         double_free(p, cls);
