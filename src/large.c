@@ -5,8 +5,9 @@
  * programs that allocate and free big buffers over and over (a decoder's
  * frame, a zero-filled scratch area) then reuse pages that are already
  * faulted in, instead of paying an mmap, a munmap and a page fault per page
- * each time. The cache holds at most CM_HUGE_CACHE_SLOTS mappings and
- * CM_HUGE_CACHE_BYTES in all, and a mapping leaves it after the purge delay
+ * each time. The cache holds at most CM_HUGE_CACHE_SLOTS mappings and the
+ * trim threshold's worth of bytes in all (the same allowance an arena has
+ * for dirty free pages), and a mapping leaves it after the purge delay
  * (checked whenever a huge block comes or goes), on malloc_trim, or when an
  * mmap fails.
  *
@@ -29,7 +30,6 @@
 static struct cm_segment *aligned_registry;  /* under cm_heap_lock */
 
 #define CM_HUGE_CACHE_SLOTS 8
-#define CM_HUGE_CACHE_BYTES ((size_t)128 << 20)
 
 /* Under cm_heap_lock. Oldest first. */
 static struct cm_segment *huge_cache[CM_HUGE_CACHE_SLOTS];
@@ -99,27 +99,46 @@ static void unmap_all(struct cm_segment **list, unsigned n)
         cm_os_unmap(list[i], list[i]->map_size);
 }
 
-/* A cached mapping for map_size bytes: the smallest that fits, trimmed when
- * it is much larger. NULL when none fits. */
+/* A cached mapping for map_size bytes, NULL when the cache is empty: the
+ * smallest that fits, else the largest, grown. Either way the pages it
+ * already has stay resident and need no fault; only an excess beyond the
+ * trim threshold is cut off. The returned mapping is out of the segment map. */
 static struct cm_segment *cache_take(size_t map_size)
 {
     struct cm_segment *expired[CM_HUGE_CACHE_SLOTS], *s = NULL;
-    unsigned best = CM_HUGE_CACHE_SLOTS;
+    unsigned best = CM_HUGE_CACHE_SLOTS, largest = CM_HUGE_CACHE_SLOTS;
     cm_lock(&cm_heap_lock);
     unsigned nexpired = cache_expire(expired, false);
     for (unsigned i = 0; i < huge_cache_len; i++) {
         size_t size = huge_cache[i]->map_size;
         if (size >= map_size && (best == CM_HUGE_CACHE_SLOTS || size < huge_cache[best]->map_size))
             best = i;
+        if (largest == CM_HUGE_CACHE_SLOTS || size > huge_cache[largest]->map_size)
+            largest = i;
     }
-    if (best < CM_HUGE_CACHE_SLOTS) {
-        s = huge_cache[best];
-        cache_remove(best);
+    unsigned pick = best < CM_HUGE_CACHE_SLOTS ? best : largest;
+    if (pick < CM_HUGE_CACHE_SLOTS) {
+        s = huge_cache[pick];
+        cache_remove(pick);
     }
     cm_unlock(&cm_heap_lock);
     unmap_all(expired, nexpired);
-    if (s && s->map_size - map_size > map_size / 8 && cm_os_resize_in_place(s, s->map_size, map_size))
+    if (!s)
+        return NULL;
+    if (s->map_size - map_size > cm_opt.trim_threshold && s->map_size > map_size) {
+        if (cm_os_resize_in_place(s, s->map_size, map_size))
+            s->map_size = map_size;
+    } else if (s->map_size < map_size) {
+        struct cm_segment *grown = s;
+        if (!cm_os_resize_in_place(s, s->map_size, map_size))
+            grown = cm_os_move_aligned(s, s->map_size, map_size, CM_SEG_SIZE);
+        if (!grown) {
+            cm_os_unmap(s, s->map_size);
+            return NULL;
+        }
+        s = grown;
         s->map_size = map_size;
+    }
     return s;
 }
 
@@ -127,13 +146,13 @@ static struct cm_segment *cache_take(size_t map_size)
 static bool cache_put(struct cm_segment *s)
 {
     struct cm_segment *expired[CM_HUGE_CACHE_SLOTS + 1];
-    if (s->map_size > CM_HUGE_CACHE_BYTES / 4 || cm_opt.purge_delay_ms == 0)
+    if (s->map_size > cm_opt.trim_threshold || cm_opt.purge_delay_ms == 0)
         return false;
     s->cached_at = now_ns();
     cm_lock(&cm_heap_lock);
     unsigned n = cache_expire(expired, false);
     while (huge_cache_len && (huge_cache_len == CM_HUGE_CACHE_SLOTS ||
-                              huge_cache_bytes + s->map_size > CM_HUGE_CACHE_BYTES)) {
+                              huge_cache_bytes + s->map_size > cm_opt.trim_threshold)) {
         expired[n++] = huge_cache[0];
         cache_remove(0);
     }
@@ -182,9 +201,9 @@ void *cm_huge_alloc(size_t n, size_t align)
             return NULL;
         }
         s->zeroed = 1;
+        s->map_size = map_size;
     }
     s->kind = CM_SEG_HUGE;
-    s->map_size = map_size;
     s->block_offset = offset;
     if (offset >= CM_SEG_SIZE) {
         cm_lock(&cm_heap_lock);

@@ -9,7 +9,7 @@
 #include "internal.h"
 
 #define CM_DEFAULT_MMAP_THRESHOLD (CM_MAX_CLASS_SIZE + 1)
-#define CM_DEFAULT_TRIM_THRESHOLD ((size_t)8 << 20)
+#define CM_DEFAULT_TRIM_THRESHOLD ((size_t)32 << 20)
 #define CM_DEFAULT_TCACHE_MAX_SIZE ((size_t)32 << 10)
 
 struct cm_options cm_opt = {
@@ -34,7 +34,7 @@ static const struct option_spec specs[] = {
     {"mmap_threshold", "CMALLOC_MMAP_THRESHOLD", VALUE_SIZE, &cm_opt.mmap_threshold,
      "a size such as 256k"},
     {"trim_threshold", "CMALLOC_TRIM_THRESHOLD", VALUE_SIZE, &cm_opt.trim_threshold,
-     "a size such as 8m"},
+     "a size such as 32m"},
     {"purge_delay_ms", "CMALLOC_PURGE_DELAY_MS", VALUE_SIZE, &cm_opt.purge_delay_ms,
      "milliseconds, 0 to return memory at once"},
     {"tcache", "CMALLOC_TCACHE", VALUE_TCACHE, &cm_opt.tcache_max_size,

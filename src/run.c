@@ -5,10 +5,25 @@
  * resident) at the front so reuse prefers memory that is already faulted in,
  * clean (purged or never touched) runs at the back. Releasing a run merges it
  * with its buddy while the buddy is a free run of the same order, so free
- * space coalesces back into half-segments. When an arena holds more dirty
- * free pages than the trim threshold allows, the largest dirty runs are
- * returned to the OS with madvise until half of the allowance remains. */
+ * space coalesces back into half-segments.
+ *
+ * Dirty free pages go back to the OS with madvise in two ways. A run that has
+ * stayed free for the purge delay is purged the next time the arena
+ * releases a run, so memory that a program keeps reusing is never purged and
+ * faulted in again, while memory it is done with goes back soon. And when
+ * an arena holds more dirty free pages than the trim threshold, the largest
+ * dirty runs are purged at once until half of the threshold remains, which
+ * bounds what a program that frees a lot at once keeps resident. */
+#include <time.h>
+
 #include "internal.h"
+
+static uint32_t now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC_COARSE, &ts);
+    return (uint32_t)((uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u);
+}
 
 static void free_list_add(struct cm_arena *a, struct cm_run *r)
 {
@@ -139,11 +154,38 @@ struct cm_run *cm_run_alloc(struct cm_arena *a, unsigned order)
         struct cm_run *upper = &s->runs[first + ((size_t)1 << o)];
         upper->order = (uint8_t)o;
         upper->dirty = r->dirty;
+        upper->dirty_ms = r->dirty_ms;
         free_list_add(a, upper);
     }
     r->order = (uint8_t)order;
     r->next = r->prev = NULL;
     return r;
+}
+
+/* Purges the dirty free runs that have been free for the purge delay. */
+static void purge_idle(struct cm_arena *a, uint32_t now)
+{
+    a->decay_checked_ms = now;
+    for (unsigned o = 0; o <= CM_MAX_ORDER; o++) {
+        /* Dirty runs sit at the front and a purged run moves to the back, so
+         * walking from the front up to the run that was last when the walk
+         * began sees every dirty run once. */
+        struct cm_run *r = a->free_runs[o];
+        struct cm_run *last = r ? r->prev : NULL;
+        while (r && r->dirty) {
+            struct cm_run *next = r->next;
+            bool was_last = r == last;
+            if (now - r->dirty_ms >= cm_opt.purge_delay_ms) {
+                free_list_take(a, r);
+                cm_os_purge(cm_run_base(r), CM_PAGE_SIZE << o);
+                r->dirty = 0;
+                free_list_add(a, r);
+            }
+            if (was_last)
+                break;
+            r = next;
+        }
+    }
 }
 
 void cm_run_release(struct cm_arena *a, struct cm_run *r)
@@ -168,12 +210,16 @@ void cm_run_release(struct cm_arena *a, struct cm_run *r)
      * buddy pages in it are counted as dirty until the next purge, which
      * only overestimates. */
     struct cm_run *merged = &s->runs[first];
+    uint32_t now = now_ms();
     merged->order = (uint8_t)order;
     merged->dirty = 1;
+    merged->dirty_ms = now;
     free_list_add(a, merged);
 
     if (a->dirty_pages << CM_PAGE_SHIFT > cm_opt.trim_threshold)
         cm_arena_purge(a, (cm_opt.trim_threshold >> CM_PAGE_SHIFT) / 2);
+    else if (now - a->decay_checked_ms >= cm_opt.purge_delay_ms / 2)
+        purge_idle(a, now);
 }
 
 /* Returns dirty free pages to the OS, largest runs first, until at most

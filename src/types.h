@@ -74,6 +74,7 @@ struct cm_run {
     uint8_t order;
     uint8_t cls;
     uint8_t dirty;   /* FREE run: some of its pages may be resident */
+    uint32_t dirty_ms;  /* FREE and dirty: when it was last released */
 };
 
 enum cm_seg_kind { CM_SEG_HEAP = 1, CM_SEG_HUGE = 2 };
@@ -118,6 +119,7 @@ struct cm_arena {
     size_t nsegments;
     size_t dirty_pages;                   /* pages in dirty FREE runs */
     size_t free_pages;                    /* pages in FREE runs */
+    uint32_t decay_checked_ms;            /* last look for runs to purge */
     struct cm_run *free_runs[CM_MAX_ORDER + 1];
     struct cm_bin bins[CM_NCLASSES + 1];
 };
