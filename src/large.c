@@ -213,7 +213,7 @@ void *cm_huge_alloc(size_t n, size_t align)
     } else {
         cm_segmap_set(s, CM_SEG_HUGE);
     }
-    account(1, (ptrdiff_t)map_size);
+    account(1, (ptrdiff_t)s->map_size);
     return (char *)s + offset;
 }
 
