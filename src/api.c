@@ -16,6 +16,8 @@ CM_EXPORT void free_aligned_sized(void *p, size_t align, size_t size);
 
 CM_COLD _Noreturn void cm_invalid_pointer(const char *fn, const void *p)
 {
+    if (cm_huge_is_cached(p))
+        cm_fatal("%s(): double free of %p (a huge block)", fn, p);
     cm_fatal("%s(): invalid pointer %p", fn, p);
 }
 
@@ -43,8 +45,7 @@ struct cm_block_info cm_locate(const void *p)
         return info;
     }
     unsigned cls = s->page_cls[cm_page_index(p)];
-    if (cls && (addr - (uintptr_t)cm_run_base(cm_run_of_block(s, p, cls))) %
-                       cm_classes[cls].size == 0) {
+    if (cls && cm_is_block_start(addr, cls)) {
         info.segment = s;
         info.cls = cls;
     }

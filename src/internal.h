@@ -15,6 +15,10 @@
 #include "sizeclass.h"
 #include "types.h"
 
+/* Everything declared below is internal: telling the compiler so lets it
+ * reach globals directly instead of through the GOT. */
+#pragma GCC visibility push(hidden)
+
 #define cm_likely(x) __builtin_expect(!!(x), 1)
 #define cm_unlikely(x) __builtin_expect(!!(x), 0)
 #define CM_NOINLINE __attribute__((noinline))
@@ -50,8 +54,18 @@ struct cm_class {
     uint32_t tcache_max;    /* thread-cache capacity; 0 = not cached */
 };
 
+/* What free() needs to tell a block start of class cls from any other
+ * address in a run of that class (see cm_is_block_start). */
+struct cm_block_check {
+    uint32_t run_mask;   /* run size - 1: runs are aligned to their size */
+    uint32_t inverse;    /* inverse of the size's odd part, mod 2^32 */
+    uint32_t shift;      /* the size's power of two */
+    uint32_t last;       /* index of the run's last block */
+};
+
 /* Read on every malloc and free: keep them together. */
 struct cm_hot {
+    struct cm_block_check check[CM_NCLASSES + 1];
     uintptr_t link_secret;  /* XORed into free-list links */
     uintptr_t free_key;     /* stored in every free block */
     uint8_t class_of_small[CM_LOOKUP_MAX / CM_ALIGNMENT + 1];
@@ -68,6 +82,20 @@ static inline unsigned cm_size_class(size_t n)
     size_t m = n - 1;
     unsigned k = 63 - (unsigned)__builtin_clzl(m);
     return CM_TINY_CLASSES + 1 + (k - 7) * 4 + (unsigned)((m >> (k - 2)) & 3);
+}
+
+/* Whether addr, which lies in a run of class cls, is the start of one of
+ * the run's blocks. x = offset in the run; with size = odd << shift,
+ * rotating x * inverse(odd) right by shift gives x / size exactly when size
+ * divides x, and a value above 2^32 / size otherwise (Hacker's Delight,
+ * 10-17), so one comparison with the last block's index checks both the
+ * alignment and the range. */
+static inline bool cm_is_block_start(uintptr_t addr, unsigned cls)
+{
+    const struct cm_block_check *c = &cm_hot.check[cls];
+    uint32_t q = ((uint32_t)addr & c->run_mask) * c->inverse;
+    q = (q >> c->shift) | (q << ((32 - c->shift) & 31));
+    return q <= c->last;
 }
 
 /* ---- libc.c: the only seam to libc that may run inside malloc ---- */
@@ -200,6 +228,7 @@ void *cm_huge_realloc(struct cm_segment *s, size_t n);
 size_t cm_huge_usable(const struct cm_segment *s);
 struct cm_segment *cm_huge_find_aligned(const void *p);
 bool cm_huge_cache_flush(void);
+bool cm_huge_is_cached(const void *p);
 size_t cm_huge_cached_bytes(void);
 
 struct cm_huge_stats {
@@ -279,9 +308,11 @@ static inline void cm_free(void *p)
     if (cm_likely(cm_segmap_kind((uintptr_t)p) == CM_SEG_HEAP)) {
         struct cm_segment *s = cm_segment_of(p);
         struct cm_tcache *tc = &cm_tls;
-        struct cm_tbin *bin = &tc->bins[s->page_cls[cm_page_index(p)]];
+        unsigned cls = s->page_cls[cm_page_index(p)];
+        struct cm_tbin *bin = &tc->bins[cls];
         struct cm_block *b = p;
-        if (cm_likely(bin->avail != 0 && b->free_key != tc->free_key)) {
+        if (cm_likely(bin->avail != 0 && b->free_key != tc->free_key &&
+                      cm_is_block_start((uintptr_t)p, cls))) {
             cm_tbin_push(tc, bin, b);
             return;
         }
@@ -314,5 +345,7 @@ _Noreturn void cm_invalid_pointer(const char *fn, const void *p);
 void cm_stats_print_fd(int fd);
 struct mallinfo2 cm_stats_mallinfo2(void);
 int cm_stats_malloc_info(int options, FILE *fp);
+
+#pragma GCC visibility pop
 
 #endif

@@ -173,6 +173,17 @@ bool cm_huge_cache_flush(void)
     return n > 0;
 }
 
+/* Whether p is the block of a mapping in the cache: freed already. */
+bool cm_huge_is_cached(const void *p)
+{
+    bool found = false;
+    cm_lock(&cm_heap_lock);
+    for (unsigned i = 0; i < huge_cache_len && !found; i++)
+        found = (const char *)huge_cache[i] + huge_cache[i]->block_offset == p;
+    cm_unlock(&cm_heap_lock);
+    return found;
+}
+
 size_t cm_huge_cached_bytes(void)
 {
     return __atomic_load_n(&huge_cache_bytes, __ATOMIC_RELAXED);

@@ -45,6 +45,18 @@ static unsigned choose_run_order(size_t size)
     return best;
 }
 
+static void block_check_init(struct cm_block_check *check, const struct cm_class *c)
+{
+    uint32_t shift = (uint32_t)__builtin_ctz(c->size);
+    uint32_t odd = c->size >> shift, inverse = odd;
+    for (int i = 0; i < 5; i++)  /* Newton's iteration doubles the correct bits */
+        inverse *= 2 - odd * inverse;
+    check->run_mask = (uint32_t)(CM_PAGE_SIZE << c->order) - 1;
+    check->inverse = inverse;
+    check->shift = shift;
+    check->last = c->nblocks - 1;
+}
+
 size_t cm_class_size(unsigned cls)
 {
     return cm_classes[cls].size;
@@ -64,6 +76,7 @@ void cm_sizeclass_init(void)
         if (cap > CM_TCACHE_MAX)
             cap = CM_TCACHE_MAX;
         c->tcache_max = size <= cm_opt.tcache_max_size ? (uint32_t)cap : 0;
+        block_check_init(&cm_hot.check[cls], c);
     }
     /* Sizes 0..CM_LOOKUP_MAX by 16-byte step: the smallest class that fits.
      * Size 0 maps to the 16-byte class, so malloc(0) gets a real block. */

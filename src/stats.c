@@ -125,13 +125,14 @@ void cm_stats_print_fd(int fd)
     }
     struct cm_huge_stats huge;
     cm_huge_stats_get(&huge);
+    size_t cached = cm_huge_cached_bytes();
     emit(&e, "Total (incl. mmap):\n");
-    emit(&e, "system bytes     = %10zu\n", system + huge.bytes);
+    emit(&e, "system bytes     = %10zu\n", system + huge.bytes + cached);
     emit(&e, "in use bytes     = %10zu\n", in_use + huge.bytes);
     emit(&e, "max mmap regions = %10zu\n", huge.max_count);
     emit(&e, "max mmap bytes   = %10zu\n", huge.max_bytes);
-    emit(&e, "%s: %u arenas, %u threads, %zu mmap regions\n", CMALLOC_VERSION_TEXT, narenas,
-         threads, huge.count);
+    emit(&e, "%s: %u arenas, %u threads, %zu mmap regions, %zu bytes of freed mappings cached\n",
+         CMALLOC_VERSION_TEXT, narenas, threads, huge.count, cached);
     emit(&e, " bin  block size     in use       free\n");
     for (unsigned cls = 1; cls <= CM_NCLASSES; cls++) {
         if (classes[cls].in_use || classes[cls].free)

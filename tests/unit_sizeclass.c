@@ -13,6 +13,7 @@
 #include <string.h>
 
 #include "cmalloc.h"
+#include "internal.h"
 #include "sizeclass.h"
 #include "testutil.h"
 
@@ -204,6 +205,25 @@ START_TEST(test_realloc_every_boundary)
 }
 END_TEST
 
+/* free()'s block-start test against plain division: every offset of every
+ * class's run, and the same offsets at an arbitrary run address. */
+START_TEST(test_block_start_check)
+{
+    free(malloc(tu_opaque(1))); /* initialise the class table */
+    for (unsigned cls = 1; cls <= NCLS; cls++) {
+        const struct cm_class *c = &cm_classes[cls];
+        size_t run = CM_PAGE_SIZE << c->order;
+        uintptr_t base = (uintptr_t)0x7f1234000000 + run * 3;
+        for (size_t off = 0; off < run; off++) {
+            bool expected = off % c->size == 0 && off / c->size < c->nblocks;
+            if (cm_is_block_start(base + off, cls) != expected)
+                ck_abort_msg("class %u (size %u, run %zu): offset %zu judged %s", cls, c->size,
+                             run, off, expected ? "not a block start" : "a block start");
+        }
+    }
+}
+END_TEST
+
 START_TEST(test_realloc_failure_at_boundaries)
 {
     unsigned i;
@@ -235,6 +255,7 @@ int main(void)
     tcase_add_test(tc, test_class_boundaries_aligned);
     tcase_add_test(tc, test_realloc_every_boundary);
     tcase_add_test(tc, test_realloc_failure_at_boundaries);
+    tcase_add_test(tc, test_block_start_check);
     suite_add_tcase(s, tc);
     sr = srunner_create(s);
     srunner_run_all(sr, CK_ENV);
