@@ -274,8 +274,16 @@ void *cm_huge_realloc(struct cm_segment *s, size_t n)
     }
     size_t old_size = s->map_size;
     size_t new_size = page_round(s->block_offset + n);
-    if (new_size == old_size)
+    /* A smaller size keeps the mapping unless the excess is beyond what
+     * the trim threshold lets us keep for reuse (as a mapping taken from the
+     * cache does), so a size that goes up and down costs nothing. */
+    if (new_size <= old_size && old_size - new_size <= cm_opt.trim_threshold)
         return (char *)s + s->block_offset;
+    /* Grow by at least a quarter: a buffer that grows in small steps (a
+     * vector's push_back) then costs a logarithmic number of mremaps, and
+     * the reserve is address space, not memory, until it is written. */
+    if (new_size > old_size && new_size - old_size < old_size / 4)
+        new_size = page_round(old_size + old_size / 4);
     s->zeroed = 0;
     if (cm_os_resize_in_place(s, old_size, new_size)) {
         s->map_size = new_size;
