@@ -87,7 +87,8 @@ static void reread_options(void)
     if (cm_tls.state == CM_TC_ACTIVE) {
         for (unsigned cls = 1; cls <= CM_NCLASSES; cls++) {
             struct cm_tbin *bin = &cm_tls.bins[cls];
-            uint32_t count = cm_tbin_count(bin), max = cm_classes[cls].tcache_max;
+            uint32_t count = cm_tbin_count(bin), cap = cm_classes[cls].tcache_max;
+            uint32_t max = cap < bin->max ? cap : bin->max;
             bin->max = count > max ? count : max;
             bin->avail = bin->max - count;
         }

@@ -27,6 +27,9 @@
 
 #define CM_MAX_ARENAS 256
 
+/* Thread-cache bins start with this capacity and grow as they are used. */
+#define CM_TCACHE_START 8
+
 #define CMALLOC_VERSION_TEXT "cmalloc " CMALLOC_VERSION_STRING
 
 /* ---- options.c: settings, from the environment and mallopt ---- */

@@ -3,7 +3,8 @@
  * internal.h) touch only this thread's state.
  *
  * The slow paths here refill an empty bin from the thread's arena, half a
- * bin at a time, and flush half of a full bin back to the arenas that own the
+ * bin at a time (a bin's capacity starts small and doubles each time it runs
+ * dry, up to its class's), and flush half of a full bin back to the arenas that own the
  * blocks; a block freed by a thread other than its owner's simply travels in
  * that thread's cache until the flush returns it, under its arena's lock.
  *
@@ -32,8 +33,10 @@ static void tcache_attach(struct cm_tcache *tc)
     cm_unlock(&a->lock);
     tc->link_secret = cm_hot.link_secret;
     tc->free_key = cm_hot.free_key;
-    for (unsigned cls = 1; cls <= CM_NCLASSES; cls++)
-        tc->bins[cls].max = tc->bins[cls].avail = cm_classes[cls].tcache_max;
+    for (unsigned cls = 1; cls <= CM_NCLASSES; cls++) {
+        uint32_t cap = cm_classes[cls].tcache_max;
+        tc->bins[cls].max = tc->bins[cls].avail = cap < CM_TCACHE_START ? cap : CM_TCACHE_START;
+    }
     tc->state = CM_TC_ACTIVE;
     /* May allocate (glibc grows its key table with calloc), which is fine
      * now that this cache works. */
@@ -85,8 +88,17 @@ CM_NOINLINE void *cm_alloc_slow(size_t n)
     struct cm_tbin *bin = &tc->bins[cls];
     void *p;
     if (bin->max) {
-        if (!bin->head)
+        if (!bin->head) {
+            /* A bin that keeps running dry earns a larger capacity, up to
+             * its class's; bins a thread barely uses stay small. */
+            uint32_t cap = cm_classes[cls].tcache_max;
+            if (bin->max < cap) {
+                uint32_t grown = bin->max * 2 < cap ? bin->max * 2 : cap;
+                bin->avail += grown - bin->max;
+                bin->max = grown;
+            }
             cm_arena_fill(tc->arena, cls, tc, bin, (bin->max + 1) / 2);
+        }
         p = bin->head ? cm_tbin_pop(tc, bin) : NULL;
     } else {
         p = cm_arena_alloc(tc->arena, cls);
