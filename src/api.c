@@ -144,7 +144,7 @@ static unsigned aligned_class(size_t align, size_t n)
 
 /* glibc's _mid_memalign: alignments up to 16 are free, a non-power of two
  * is rounded up, and one that cannot be a power of two is EINVAL. */
-void *cm_memalign(size_t align, size_t n)
+static void *cm_memalign(size_t align, size_t n)
 {
     if (align <= CM_ALIGNMENT)
         return cm_alloc(n);

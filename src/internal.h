@@ -340,8 +340,6 @@ struct cm_block_info {
     unsigned cls;
 };
 struct cm_block_info cm_locate(const void *p);
-void *cm_memalign(size_t align, size_t n);
-size_t cm_usable_size(const void *p);
 _Noreturn void cm_invalid_pointer(const char *fn, const void *p);
 
 /* ---- stats.c ---- */
