@@ -111,8 +111,7 @@ CM_EXPORT void *realloc(void *p, size_t n)
             return p;
         return realloc_move(p, cm_classes[info.cls].size, n);
     }
-    if ((n > CM_MAX_CLASS_SIZE || n >= cm_opt.mmap_threshold) &&
-        info.segment->block_offset == CM_PAGE_SIZE)
+    if (n > CM_MAX_CLASS_SIZE || n >= cm_opt.mmap_threshold)
         return cm_huge_realloc(info.segment, n);
     return realloc_move(p, cm_huge_usable(info.segment), n);
 }

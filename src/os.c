@@ -11,8 +11,9 @@
  *
  * The segment map has one byte per 4 MiB granule of the user address space
  * (32 MiB of address space, of which only the pages for granules we use are
- * ever touched), holding the kind of segment whose header starts there. free() tests it before it reads
- * a header, so a pointer that is not ours never makes us read wild memory. */
+ * ever touched), holding the kind of segment whose header starts there.
+ * free() tests it before it reads a header, so a pointer that is not ours
+ * never makes us read wild memory. */
 #include <errno.h>
 #include <sys/mman.h>
 #include <unistd.h>
