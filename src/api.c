@@ -57,27 +57,13 @@ static size_t usable_size(struct cm_block_info info)
     return info.cls ? cm_classes[info.cls].size : cm_huge_usable(info.segment);
 }
 
-size_t cm_core_usable(const void *p)
-{
-    struct cm_block_info info = cm_locate(p);
-    if (!info.segment)
-        cm_invalid_pointer("malloc_usable_size", p);
-    return usable_size(info);
-}
-
 CM_EXPORT void *malloc(size_t n)
 {
-    if (cm_unlikely(cm_hot.ext))
-        return cm_ext_alloc(n, 0, CMALLOC_FN_MALLOC);
     return cm_alloc(n);
 }
 
 CM_EXPORT void free(void *p)
 {
-    if (cm_unlikely(cm_hot.ext)) {
-        cm_ext_free(p, CMALLOC_FN_FREE);
-        return;
-    }
     cm_free(p);
 }
 
@@ -86,8 +72,6 @@ CM_EXPORT void *calloc(size_t count, size_t size)
     size_t total;
     if (__builtin_mul_overflow(count, size, &total))
         return enomem();
-    if (cm_unlikely(cm_hot.ext))
-        return cm_ext_alloc(total, 0, CMALLOC_FN_CALLOC);
     void *p = cm_alloc(total);
     /* A fresh huge mapping is already zero; touching it would only fault
      * in pages the program may never use. */
@@ -109,8 +93,7 @@ static void *realloc_move(void *p, size_t old_usable, size_t n)
     return q;
 }
 
-/* The core realloc: in place when the class or the mapping allows. */
-void *cm_core_realloc(void *p, size_t n)
+CM_EXPORT void *realloc(void *p, size_t n)
 {
     if (!p)
         return cm_alloc(n);
@@ -133,13 +116,6 @@ void *cm_core_realloc(void *p, size_t n)
     return realloc_move(p, cm_huge_usable(info.segment), n);
 }
 
-CM_EXPORT void *realloc(void *p, size_t n)
-{
-    if (cm_unlikely(cm_hot.ext))
-        return cm_ext_realloc(p, n);
-    return cm_core_realloc(p, n);
-}
-
 CM_EXPORT void *reallocarray(void *p, size_t count, size_t size)
 {
     size_t total;
@@ -150,7 +126,7 @@ CM_EXPORT void *reallocarray(void *p, size_t count, size_t size)
 
 /* The smallest class whose blocks all have the alignment: its size is a
  * multiple of it and its runs (aligned to their own size) are too. */
-unsigned cm_aligned_class(size_t align, size_t n)
+static unsigned aligned_class(size_t align, size_t n)
 {
     size_t need = n > align ? n : align;
     if (need > CM_MAX_CLASS_SIZE)
@@ -165,38 +141,29 @@ unsigned cm_aligned_class(size_t align, size_t n)
     return 0;
 }
 
-/* align is a power of two. */
-void *cm_alloc_aligned(size_t align, size_t n)
-{
-    if (align <= CM_ALIGNMENT)
-        return cm_alloc(n);
-    cm_ensure_init();
-    unsigned cls = cm_aligned_class(align, n);
-    if (cls)
-        return cm_alloc(cm_classes[cls].size);
-    return cm_huge_alloc(n, align);
-}
-
 /* glibc's _mid_memalign: alignments up to 16 are free, a non-power of two
  * is rounded up, and one that cannot be a power of two is EINVAL. */
 static void *cm_memalign(size_t align, size_t n)
 {
-    if (align <= CM_ALIGNMENT) {
-        align = 0;
-    } else if (align > SIZE_MAX / 2 + 1) {
+    if (align <= CM_ALIGNMENT)
+        return cm_alloc(n);
+    if (align > SIZE_MAX / 2 + 1) {
         errno = EINVAL;
         return NULL;
-    } else if (align & (align - 1)) {
+    }
+    if (align & (align - 1)) {
         size_t pow2 = CM_ALIGNMENT * 2;
         while (pow2 < align)
             pow2 <<= 1;
         align = pow2;
     }
-    if (align && n > (size_t)PTRDIFF_MAX - align)
+    if (n > (size_t)PTRDIFF_MAX - align)
         return enomem();
-    if (cm_unlikely(cm_hot.ext))
-        return cm_ext_alloc(n, align, CMALLOC_FN_MEMALIGN);
-    return cm_alloc_aligned(align, n);
+    cm_ensure_init();
+    unsigned cls = aligned_class(align, n);
+    if (cls)
+        return cm_alloc(cm_classes[cls].size);
+    return cm_huge_alloc(n, align);
 }
 
 CM_EXPORT void *memalign(size_t align, size_t n)
@@ -240,9 +207,10 @@ CM_EXPORT size_t malloc_usable_size(void *p)
 {
     if (!p)
         return 0;
-    if (cm_unlikely(cm_hot.ext))
-        return cm_ext_usable(p);
-    return cm_core_usable(p);
+    struct cm_block_info info = cm_locate(p);
+    if (!info.segment)
+        cm_invalid_pointer("malloc_usable_size", p);
+    return usable_size(info);
 }
 
 CM_EXPORT int malloc_trim(size_t pad)
@@ -297,14 +265,14 @@ CM_EXPORT int malloc_info(int options, FILE *fp)
 CM_EXPORT void free_sized(void *p, size_t size)
 {
     (void)size;
-    free(p);
+    cm_free(p);
 }
 
 CM_EXPORT void free_aligned_sized(void *p, size_t align, size_t size)
 {
     (void)align;
     (void)size;
-    free(p);
+    cm_free(p);
 }
 
 /* The names glibc uses internally and that static links resolve. */

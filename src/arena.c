@@ -21,7 +21,6 @@ static struct cm_arena arena0;
 static void arena_init(struct cm_arena *a, unsigned index)
 {
     a->index = index;
-    a->seg_kind = CM_SEG_HEAP;
     cm_arenas[index] = a;
     __atomic_store_n(&cm_narenas, index + 1, __ATOMIC_RELEASE);
 }
@@ -127,10 +126,7 @@ static struct cm_block *bin_take(struct cm_arena *a, unsigned cls)
     struct cm_block *b = run_take(r, &cm_classes[cls]);
     if (r->nfree == 0)
         cm_list_remove(&bin->runs, r);
-    bin->nmalloc++;
-    a->bytes_out += cm_classes[cls].size;
-    if (a->bytes_out > a->bytes_out_peak)
-        a->bytes_out_peak = a->bytes_out;
+    bin->out++;
     return b;
 }
 
@@ -179,8 +175,7 @@ void cm_arena_free_locked(struct cm_arena *a, struct cm_segment *s, void *p, uns
     b->next_enc = cm_link_encode(r->free);
     b->free_key = cm_hot.free_key;
     r->free = b;
-    bin->nfree++;
-    a->bytes_out -= c->size;
+    bin->out--;
     if (++r->nfree == 1)
         cm_list_insert(&bin->runs, r, false);
     if (r->nfree == c->nblocks && r->next != r)
@@ -244,5 +239,5 @@ bool cm_trim_all(void)
     bool any = cm_huge_cache_flush();
     for (unsigned i = 0, n = __atomic_load_n(&cm_narenas, __ATOMIC_ACQUIRE); i < n; i++)
         any |= cm_arena_trim(cm_arenas[i]);
-    return cm_arena_trim(&cm_traced_arena) || any;
+    return any;
 }

@@ -42,7 +42,6 @@ struct cm_options {
     unsigned arena_max;      /* 0 = one per online CPU */
     size_t purge_delay_ms;   /* how long freed huge mappings stay cached */
     int stats_at_exit;       /* enum cm_stats_format */
-    int stats_signal;        /* signal that prints the stats; 0 = none */
     int verbose;
 };
 
@@ -72,7 +71,6 @@ struct cm_hot {
     struct cm_block_check check[CM_NCLASSES + 1];
     uintptr_t link_secret;  /* XORed into free-list links */
     uintptr_t free_key;     /* stored in every free block */
-    uint8_t ext;            /* enum cm_ext_bits: features on the ext paths */
     uint8_t class_of_small[CM_LOOKUP_MAX / CM_ALIGNMENT + 1];
 };
 
@@ -127,12 +125,6 @@ bool cm_os_resize_in_place(void *p, size_t old_size, size_t new_size);
 void *cm_os_move_aligned(void *p, size_t old_size, size_t new_size, size_t align);
 struct cm_segment *cm_os_heap_segment(void);
 void cm_os_release_segment(struct cm_segment *s);
-
-struct cm_os_stats {
-    size_t held, held_peak;           /* bytes now and at most */
-    uint64_t mapped, unmapped, purged;  /* bytes ever */
-};
-void cm_os_stats_get(struct cm_os_stats *out);
 void cm_segmap_set(const void *seg, enum cm_seg_kind kind);
 void cm_segmap_clear(const void *seg);
 
@@ -294,18 +286,9 @@ static inline struct cm_block *cm_tbin_pop(struct cm_tcache *tc, struct cm_tbin 
     return b;
 }
 
-/* CMALLOC_STATS (a CMake option, on by default) counts the bytes requested:
- * one add to this thread's cache, the cheapest counter there is. */
-#ifndef CMALLOC_STATS
-#define CMALLOC_STATS 1
-#endif
-
 /* The malloc fast path: a pop from this thread's cache, no lock, no call. */
 static inline void *cm_alloc(size_t n)
 {
-#if CMALLOC_STATS
-    cm_tls.requested += n;
-#endif
     unsigned cls;
     if (cm_likely(n <= CM_LOOKUP_MAX))
         cls = cm_hot.class_of_small[(n + CM_ALIGNMENT - 1) / CM_ALIGNMENT];
@@ -351,51 +334,6 @@ static inline void cm_ensure_init(void)
         cm_init_slow();
 }
 
-/* ---- ext.c: the paths taken while a feature must see every block ----
- * Each entry point of api.c tests cm_hot.ext once: zero (the default) keeps
- * it on the fast paths; otherwise the call goes here, which adds hooks,
- * hardened-mode checks and Valgrind annotations around the core paths. */
-enum cm_ext_bits {
-    CM_EXT_HOOKS = 1,     /* hooks.c: at least one hook is installed */
-    CM_EXT_HARDENED = 2,  /* hardened.c: hardened mode */
-    CM_EXT_VALGRIND = 4,  /* valgrind.c: running under Valgrind */
-};
-#define CM_EXT_GUARDS (CM_EXT_HARDENED | CM_EXT_VALGRIND)
-
-void *cm_ext_alloc(size_t n, size_t align, enum cmalloc_function fn);
-void cm_ext_free(void *p, enum cmalloc_function fn);
-void *cm_ext_realloc(void *p, size_t n);
-size_t cm_ext_usable(void *p);
-
-/* ---- hooks.c: the hook registry, sampling and traced blocks ----
- * A block whose allocation was reported is "traced": it lives in the traced
- * arena (segments of kind CM_SEG_TRACED) or is a huge block marked traced,
- * so free() finds out without a lookup, and it never enters a thread cache,
- * so it cannot come back untraced. */
-extern struct cm_arena cm_traced_arena;
-bool cm_hooks_should_trace(size_t n, size_t *weight);
-void *cm_traced_alloc(size_t n, size_t align);
-bool cm_is_traced(const void *p);
-void cm_hooks_report(const struct cmalloc_event *ev);
-void cm_hooks_fork_prepare(void);
-void cm_hooks_fork_parent(void);
-void cm_hooks_fork_child(void);
-
-/* ---- hardened.c and valgrind.c: per-block guards (CM_EXT_GUARDS) ----
- * The core hands out blocks of cm_guard_request(n) bytes; the guards keep
- * what they need in the extra room (the requested size, a canary). */
-void cm_guard_init(void);
-size_t cm_guard_request(size_t n);
-void *cm_guard_after_alloc(void *p, size_t n, bool zero);
-bool cm_guard_before_free(void *p);
-size_t cm_guard_usable(void *p, size_t core_usable);
-
-/* ---- api.c: the core paths under the entry points ---- */
-void *cm_alloc_aligned(size_t align, size_t n);
-unsigned cm_aligned_class(size_t align, size_t n);
-void *cm_core_realloc(void *p, size_t n);
-size_t cm_core_usable(const void *p);
-
 /* ---- api.c / shared helpers ---- */
 struct cm_block_info {
     struct cm_segment *segment;
@@ -406,8 +344,6 @@ _Noreturn void cm_invalid_pointer(const char *fn, const void *p);
 
 /* ---- stats.c ---- */
 void cm_stats_print_fd(int fd);
-void cm_stats_report_fd(int fd, int format, bool from_signal);
-void cm_stats_thread_exit(struct cm_arena *a, struct cm_tcache *tc);
 struct mallinfo2 cm_stats_mallinfo2(void);
 int cm_stats_malloc_info(int options, FILE *fp);
 

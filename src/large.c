@@ -215,7 +215,6 @@ void *cm_huge_alloc(size_t n, size_t align)
         s->map_size = map_size;
     }
     s->kind = CM_SEG_HUGE;
-    s->traced = 0;
     s->block_offset = offset;
     if (offset >= CM_SEG_SIZE) {
         cm_lock(&cm_heap_lock);

@@ -69,7 +69,7 @@ static void segment_init(struct cm_arena *a, struct cm_segment *s)
     unsigned meta_order = header_order();
     s->arena = a;
     s->map_size = CM_SEG_SIZE;
-    s->kind = a->seg_kind;
+    s->kind = CM_SEG_HEAP;
     s->runs[0].state = CM_RUN_META;
     s->runs[0].order = (uint8_t)meta_order;
 
@@ -83,9 +83,8 @@ static void segment_init(struct cm_arena *a, struct cm_segment *s)
 
     s->next = a->segments;
     a->segments = s;
-    if (++a->nsegments > a->nsegments_peak)
-        a->nsegments_peak = a->nsegments;
-    cm_segmap_set(s, a->seg_kind);
+    a->nsegments++;
+    cm_segmap_set(s, CM_SEG_HEAP);
 }
 
 static bool segment_is_free(const struct cm_segment *s)
