@@ -57,13 +57,27 @@ static size_t usable_size(struct cm_block_info info)
     return info.cls ? cm_classes[info.cls].size : cm_huge_usable(info.segment);
 }
 
+size_t cm_core_usable(const void *p)
+{
+    struct cm_block_info info = cm_locate(p);
+    if (!info.segment)
+        cm_invalid_pointer("malloc_usable_size", p);
+    return usable_size(info);
+}
+
 CM_EXPORT void *malloc(size_t n)
 {
+    if (cm_unlikely(cm_hot.ext))
+        return cm_ext_alloc(n, 0, CMALLOC_FN_MALLOC);
     return cm_alloc(n);
 }
 
 CM_EXPORT void free(void *p)
 {
+    if (cm_unlikely(cm_hot.ext)) {
+        cm_ext_free(p, CMALLOC_FN_FREE);
+        return;
+    }
     cm_free(p);
 }
 
@@ -72,6 +86,8 @@ CM_EXPORT void *calloc(size_t count, size_t size)
     size_t total;
     if (__builtin_mul_overflow(count, size, &total))
         return enomem();
+    if (cm_unlikely(cm_hot.ext))
+        return cm_ext_alloc(total, 0, CMALLOC_FN_CALLOC);
     void *p = cm_alloc(total);
     /* A fresh huge mapping is already zero; touching it would only fault
      * in pages the program may never use. */
@@ -93,7 +109,8 @@ static void *realloc_move(void *p, size_t old_usable, size_t n)
     return q;
 }
 
-CM_EXPORT void *realloc(void *p, size_t n)
+/* The core realloc: in place when the class or the mapping allows. */
+void *cm_core_realloc(void *p, size_t n)
 {
     if (!p)
         return cm_alloc(n);
@@ -116,6 +133,13 @@ CM_EXPORT void *realloc(void *p, size_t n)
     return realloc_move(p, cm_huge_usable(info.segment), n);
 }
 
+CM_EXPORT void *realloc(void *p, size_t n)
+{
+    if (cm_unlikely(cm_hot.ext))
+        return cm_ext_realloc(p, n);
+    return cm_core_realloc(p, n);
+}
+
 CM_EXPORT void *reallocarray(void *p, size_t count, size_t size)
 {
     size_t total;
@@ -126,7 +150,7 @@ CM_EXPORT void *reallocarray(void *p, size_t count, size_t size)
 
 /* The smallest class whose blocks all have the alignment: its size is a
  * multiple of it and its runs (aligned to their own size) are too. */
-static unsigned aligned_class(size_t align, size_t n)
+unsigned cm_aligned_class(size_t align, size_t n)
 {
     size_t need = n > align ? n : align;
     if (need > CM_MAX_CLASS_SIZE)
@@ -141,29 +165,38 @@ static unsigned aligned_class(size_t align, size_t n)
     return 0;
 }
 
+/* align is a power of two. */
+void *cm_alloc_aligned(size_t align, size_t n)
+{
+    if (align <= CM_ALIGNMENT)
+        return cm_alloc(n);
+    cm_ensure_init();
+    unsigned cls = cm_aligned_class(align, n);
+    if (cls)
+        return cm_alloc(cm_classes[cls].size);
+    return cm_huge_alloc(n, align);
+}
+
 /* glibc's _mid_memalign: alignments up to 16 are free, a non-power of two
  * is rounded up, and one that cannot be a power of two is EINVAL. */
 static void *cm_memalign(size_t align, size_t n)
 {
-    if (align <= CM_ALIGNMENT)
-        return cm_alloc(n);
-    if (align > SIZE_MAX / 2 + 1) {
+    if (align <= CM_ALIGNMENT) {
+        align = 0;
+    } else if (align > SIZE_MAX / 2 + 1) {
         errno = EINVAL;
         return NULL;
-    }
-    if (align & (align - 1)) {
+    } else if (align & (align - 1)) {
         size_t pow2 = CM_ALIGNMENT * 2;
         while (pow2 < align)
             pow2 <<= 1;
         align = pow2;
     }
-    if (n > (size_t)PTRDIFF_MAX - align)
+    if (align && n > (size_t)PTRDIFF_MAX - align)
         return enomem();
-    cm_ensure_init();
-    unsigned cls = aligned_class(align, n);
-    if (cls)
-        return cm_alloc(cm_classes[cls].size);
-    return cm_huge_alloc(n, align);
+    if (cm_unlikely(cm_hot.ext))
+        return cm_ext_alloc(n, align, CMALLOC_FN_MEMALIGN);
+    return cm_alloc_aligned(align, n);
 }
 
 CM_EXPORT void *memalign(size_t align, size_t n)
@@ -207,10 +240,9 @@ CM_EXPORT size_t malloc_usable_size(void *p)
 {
     if (!p)
         return 0;
-    struct cm_block_info info = cm_locate(p);
-    if (!info.segment)
-        cm_invalid_pointer("malloc_usable_size", p);
-    return usable_size(info);
+    if (cm_unlikely(cm_hot.ext))
+        return cm_ext_usable(p);
+    return cm_core_usable(p);
 }
 
 CM_EXPORT int malloc_trim(size_t pad)
@@ -265,14 +297,14 @@ CM_EXPORT int malloc_info(int options, FILE *fp)
 CM_EXPORT void free_sized(void *p, size_t size)
 {
     (void)size;
-    cm_free(p);
+    free(p);
 }
 
 CM_EXPORT void free_aligned_sized(void *p, size_t align, size_t size)
 {
     (void)align;
     (void)size;
-    cm_free(p);
+    free(p);
 }
 
 /* The names glibc uses internally and that static links resolve. */
@@ -303,8 +335,14 @@ CM_EXPORT int cmalloc_owns(const void *p)
     struct cm_block_info info = cm_locate(p);
     if (!info.segment)
         return 0;
-    if (info.cls && ((const struct cm_block *)p)->free_key == cm_hot.free_key &&
-        cm_block_is_free(&cm_tls, info.segment, (void *)p, info.cls))
-        return 0;
-    return 1;
+    if (cm_unlikely(cm_hot.ext & CM_EXT_GUARDS))
+        return cm_guard_is_live(p);
+    if (!info.cls)
+        return 1;
+    /* The free key is only a hint, read from the block itself: under
+     * memcheck the block may be shorter than the key's offset, so there
+     * the free lists alone decide. */
+    bool maybe_free = (cm_hot.ext & CM_EXT_VALGRIND) ||
+                      ((const struct cm_block *)p)->free_key == cm_hot.free_key;
+    return !(maybe_free && cm_block_is_free(&cm_tls, info.segment, (void *)p, info.cls));
 }

@@ -21,6 +21,7 @@ static struct cm_arena arena0;
 static void arena_init(struct cm_arena *a, unsigned index)
 {
     a->index = index;
+    a->seg_kind = CM_SEG_HEAP;
     cm_arenas[index] = a;
     __atomic_store_n(&cm_narenas, index + 1, __ATOMIC_RELEASE);
 }
@@ -126,8 +127,33 @@ static struct cm_block *bin_take(struct cm_arena *a, unsigned cls)
     struct cm_block *b = run_take(r, &cm_classes[cls]);
     if (r->nfree == 0)
         cm_list_remove(&bin->runs, r);
-    bin->out++;
+    bin->nmalloc++;
+    a->bytes_out += cm_classes[cls].size;
+    if (a->bytes_out > a->bytes_out_peak)
+        a->bytes_out_peak = a->bytes_out;
     return b;
+}
+
+/* Hardened mode: the blocks of a refill leave the cache in random order, so
+ * the address of the next block cannot be told from the last one's. Refills
+ * are at most half of the largest cache bin. */
+#define CM_SHUFFLE_MAX 64
+
+static void shuffle_top(struct cm_tcache *tc, struct cm_tbin *tbin, unsigned n)
+{
+    struct cm_block *b[CM_SHUFFLE_MAX];
+    if (n > CM_SHUFFLE_MAX)
+        n = CM_SHUFFLE_MAX;
+    for (unsigned i = 0; i < n; i++)
+        b[i] = cm_tbin_pop(tc, tbin);
+    for (unsigned i = n; i > 1; i--) {
+        unsigned j = (unsigned)(cm_guard_random() % i);
+        struct cm_block *t = b[i - 1];
+        b[i - 1] = b[j];
+        b[j] = t;
+    }
+    for (unsigned i = 0; i < n; i++)
+        cm_tbin_push(tc, tbin, b[i]);
 }
 
 unsigned cm_arena_fill(struct cm_arena *a, unsigned cls, struct cm_tcache *tc,
@@ -142,6 +168,8 @@ unsigned cm_arena_fill(struct cm_arena *a, unsigned cls, struct cm_tcache *tc,
         cm_tbin_push(tc, tbin, b);
     }
     cm_unlock(&a->lock);
+    if (cm_unlikely(cm_hot.ext & CM_EXT_HARDENED))
+        shuffle_top(tc, tbin, got);
     return got;
 }
 
@@ -161,6 +189,8 @@ static void release_run(struct cm_arena *a, struct cm_run *r)
     struct cm_bin *bin = &a->bins[r->cls];
     cm_list_remove(&bin->runs, r);
     bin->nruns--;
+    if (cm_unlikely(cm_hot.ext & CM_EXT_GUARDS))
+        cm_guard_forget_run(r);
     memset(&cm_run_segment(r)->page_cls[cm_run_first_page(r)], 0, (size_t)1 << c->order);
     cm_run_release(a, r);
 }
@@ -175,7 +205,8 @@ void cm_arena_free_locked(struct cm_arena *a, struct cm_segment *s, void *p, uns
     b->next_enc = cm_link_encode(r->free);
     b->free_key = cm_hot.free_key;
     r->free = b;
-    bin->out--;
+    bin->nfree++;
+    a->bytes_out -= c->size;
     if (++r->nfree == 1)
         cm_list_insert(&bin->runs, r, false);
     if (r->nfree == c->nblocks && r->next != r)
@@ -239,5 +270,5 @@ bool cm_trim_all(void)
     bool any = cm_huge_cache_flush();
     for (unsigned i = 0, n = __atomic_load_n(&cm_narenas, __ATOMIC_ACQUIRE); i < n; i++)
         any |= cm_arena_trim(cm_arenas[i]);
-    return any;
+    return cm_arena_trim(&cm_traced_arena) || any;
 }

@@ -5,10 +5,14 @@
  * and the constructor finishes what must not happen inside malloc: creating
  * the thread-exit key and installing the fork handlers.
  *
- * Lock order, which the fork handlers follow: the global lock, then arena
- * locks by index, then the heap lock. */
+ * Lock order, which the fork handlers follow: the hooks lock, the global
+ * lock, arena locks by index, the traced arena's lock, the heap lock, then
+ * the quarantine lock (hardened.c), which is held around no other. */
+#include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
+#include <signal.h>
+#include <string.h>
 #include <unistd.h>
 
 #include "internal.h"
@@ -27,6 +31,42 @@ static int stats_fd = -1;
  * destructor runs, so exit-time stats go to a private copy of it. */
 #define CM_STATS_FD_MIN 100
 
+static int stats_out(void)
+{
+    return stats_fd >= 0 ? stats_fd : STDERR_FILENO;
+}
+
+/* A signal report has the format of the exit-time one, text when there is
+ * none; it never takes a lock the interrupted thread may hold (stats.c). */
+static void stats_signal_handler(int sig)
+{
+    (void)sig;
+    int saved = errno;
+    cm_stats_report_fd(stats_out(),
+                       cm_opt.stats_at_exit == CM_STATS_JSON ? CM_STATS_JSON : CM_STATS_TEXT,
+                       true);
+    errno = saved;
+}
+
+/* Only a signal left at its default (or ignored) gets our handler: one that
+ * a library installed before us stays theirs. A handler the program
+ * installs later replaces ours, as it would replace any default. */
+static void install_stats_signal(int sig)
+{
+    struct sigaction old, sa;
+    if (sigaction(sig, NULL, &old) != 0)
+        return;
+    if ((old.sa_flags & SA_SIGINFO) || (old.sa_handler != SIG_DFL && old.sa_handler != SIG_IGN)) {
+        cm_message("stats_signal: signal %d has a handler already; not replaced", sig);
+        return;
+    }
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = stats_signal_handler;
+    sigemptyset(&sa.sa_mask);
+    sa.sa_flags = SA_RESTART;
+    sigaction(sig, &sa, NULL);
+}
+
 void cm_init_slow(void)
 {
     cm_lock(&cm_global_lock);
@@ -41,6 +81,7 @@ void cm_init_slow(void)
             cm_opt.arena_max = cm_online_cpus();
         cm_sizeclass_init();
         cm_arena_boot();
+        cm_guard_init();
         __atomic_store_n(&cm_initialized, 1, __ATOMIC_RELEASE);
     }
     cm_unlock(&cm_global_lock);
@@ -54,27 +95,36 @@ void cm_tcache_register_exit(struct cm_tcache *tc)
 
 static void fork_prepare(void)
 {
+    cm_hooks_fork_prepare();
     cm_lock(&cm_global_lock);
     for (unsigned i = 0; i < cm_narenas; i++)
         cm_lock(&cm_arenas[i]->lock);
+    cm_lock(&cm_traced_arena.lock);
     cm_lock(&cm_heap_lock);
+    cm_lock(&cm_quarantine_lock);
 }
 
 static void fork_parent(void)
 {
+    cm_unlock(&cm_quarantine_lock);
     cm_unlock(&cm_heap_lock);
+    cm_unlock(&cm_traced_arena.lock);
     for (unsigned i = cm_narenas; i-- > 0;)
         cm_unlock(&cm_arenas[i]->lock);
     cm_unlock(&cm_global_lock);
+    cm_hooks_fork_parent();
 }
 
 static void fork_child(void)
 {
+    cm_lock_reset(&cm_quarantine_lock);
     cm_lock_reset(&cm_heap_lock);
+    cm_lock_reset(&cm_traced_arena.lock);
     for (unsigned i = 0; i < cm_narenas; i++)
         cm_lock_reset(&cm_arenas[i]->lock);
     cm_lock_reset(&cm_global_lock);
     cm_tcache_after_fork_child();
+    cm_hooks_fork_child();
 }
 
 /* When the loader allocated before libc had set up environ, the options
@@ -105,8 +155,10 @@ __attribute__((constructor)) static void cm_constructor(void)
     if (cm_tls.state == CM_TC_ACTIVE)
         cm_tcache_register_exit(&cm_tls);
     pthread_atfork(fork_prepare, fork_parent, fork_child);
-    if (cm_opt.stats_at_exit != CM_STATS_NONE)
+    if (cm_opt.stats_at_exit != CM_STATS_NONE || cm_opt.stats_signal)
         stats_fd = fcntl(STDERR_FILENO, F_DUPFD_CLOEXEC, CM_STATS_FD_MIN);
+    if (cm_opt.stats_signal)
+        install_stats_signal(cm_opt.stats_signal);
     if (cm_opt.verbose)
         cm_message("version %s: %u arenas at most, %u size classes up to %zu bytes, "
                    "mmap threshold %zu, thread cache up to %zu bytes",
@@ -117,5 +169,5 @@ __attribute__((constructor)) static void cm_constructor(void)
 __attribute__((destructor)) static void cm_destructor(void)
 {
     if (cm_opt.stats_at_exit != CM_STATS_NONE)
-        cm_stats_print_fd(stats_fd >= 0 ? stats_fd : STDERR_FILENO);
+        cm_stats_report_fd(stats_out(), cm_opt.stats_at_exit, false);
 }

@@ -1,6 +1,6 @@
 /* Internal interface of cmalloc: the globals, the functions each file offers
  * the others, and the fast paths as static inline functions. Everything here
- * is hidden; only api.c exports symbols. */
+ * is hidden; the few exported functions are marked CM_EXPORT. */
 #ifndef CM_INTERNAL_H
 #define CM_INTERNAL_H
 
@@ -42,7 +42,9 @@ struct cm_options {
     unsigned arena_max;      /* 0 = one per online CPU */
     size_t purge_delay_ms;   /* how long freed huge mappings stay cached */
     int stats_at_exit;       /* enum cm_stats_format */
+    int stats_signal;        /* signal that prints the stats; 0 = none */
     int verbose;
+    int hardened;            /* read at start-up only: see cm_guard_init */
 };
 
 extern struct cm_options cm_opt;
@@ -71,6 +73,7 @@ struct cm_hot {
     struct cm_block_check check[CM_NCLASSES + 1];
     uintptr_t link_secret;  /* XORed into free-list links */
     uintptr_t free_key;     /* stored in every free block */
+    uint8_t ext;            /* enum cm_ext_bits: features on the ext paths */
     uint8_t class_of_small[CM_LOOKUP_MAX / CM_ALIGNMENT + 1];
 };
 
@@ -121,10 +124,17 @@ void *cm_os_map(size_t size);
 void *cm_os_map_aligned(size_t size, size_t align);
 void cm_os_unmap(void *p, size_t size);
 void cm_os_purge(void *p, size_t size);
+bool cm_os_protect(void *p, size_t size, bool accessible);
 bool cm_os_resize_in_place(void *p, size_t old_size, size_t new_size);
 void *cm_os_move_aligned(void *p, size_t old_size, size_t new_size, size_t align);
 struct cm_segment *cm_os_heap_segment(void);
 void cm_os_release_segment(struct cm_segment *s);
+
+struct cm_os_stats {
+    size_t held, held_peak;           /* bytes now and at most */
+    uint64_t mapped, unmapped, purged;  /* bytes ever */
+};
+void cm_os_stats_get(struct cm_os_stats *out);
 void cm_segmap_set(const void *seg, enum cm_seg_kind kind);
 void cm_segmap_clear(const void *seg);
 
@@ -286,9 +296,18 @@ static inline struct cm_block *cm_tbin_pop(struct cm_tcache *tc, struct cm_tbin 
     return b;
 }
 
+/* CMALLOC_STATS (a CMake option, on by default) counts the bytes requested:
+ * one add to this thread's cache, the cheapest counter there is. */
+#ifndef CMALLOC_STATS
+#define CMALLOC_STATS 1
+#endif
+
 /* The malloc fast path: a pop from this thread's cache, no lock, no call. */
 static inline void *cm_alloc(size_t n)
 {
+#if CMALLOC_STATS
+    cm_tls.requested += n;
+#endif
     unsigned cls;
     if (cm_likely(n <= CM_LOOKUP_MAX))
         cls = cm_hot.class_of_small[(n + CM_ALIGNMENT - 1) / CM_ALIGNMENT];
@@ -334,6 +353,131 @@ static inline void cm_ensure_init(void)
         cm_init_slow();
 }
 
+/* ---- ext.c: the paths taken while a feature must see every block ----
+ * Each entry point of api.c tests cm_hot.ext once: zero (the default, once
+ * initialisation has run) keeps it on the fast paths; otherwise the call goes here, which adds hooks,
+ * hardened-mode checks and Valgrind annotations around the core paths. */
+enum cm_ext_bits {
+    CM_EXT_HOOKS = 1,     /* hooks.c: at least one hook is installed */
+    CM_EXT_HARDENED = 2,  /* hardened.c: hardened mode */
+    CM_EXT_VALGRIND = 4,  /* valgrind.c: running under Valgrind */
+};
+#define CM_EXT_GUARDS (CM_EXT_HARDENED | CM_EXT_VALGRIND)
+
+void *cm_ext_alloc(size_t n, size_t align, enum cmalloc_function fn);
+void cm_ext_free(void *p, enum cmalloc_function fn);
+void *cm_ext_realloc(void *p, size_t n);
+size_t cm_ext_usable(void *p);
+
+/* ---- hooks.c: the hook registry, sampling and traced blocks ----
+ * A block whose allocation was reported is "traced": it lives in the traced
+ * arena (segments of kind CM_SEG_TRACED) or is a huge block marked traced,
+ * so free() finds out without a lookup, and it never enters a thread cache,
+ * so it cannot come back untraced. */
+extern struct cm_arena cm_traced_arena;
+
+/* Per-thread sampling state, in initial-exec TLS like the cache. */
+struct cm_sampler {
+    uint64_t bytes_left;   /* until the next sample */
+    uint64_t rng;
+    unsigned generation;   /* of the interval bytes_left was drawn for */
+    unsigned depth;        /* > 0 while this thread runs a hook */
+    unsigned slot;         /* the slot of the hook it runs */
+};
+extern __thread struct cm_sampler cm_sampler_tls __attribute__((tls_model("initial-exec")));
+extern unsigned cm_sample_generation;
+
+/* Counts n bytes off this thread's countdown and says whether the
+ * allocation is certainly not sampled; when it may be, the countdown is
+ * left alone and cm_hooks_should_trace decides. */
+static inline bool cm_sample_skip(size_t n)
+{
+    struct cm_sampler *t = &cm_sampler_tls;
+    if (cm_likely(n < t->bytes_left &&
+                  t->generation == __atomic_load_n(&cm_sample_generation, __ATOMIC_RELAXED))) {
+        t->bytes_left -= n;
+        return true;
+    }
+    return false;
+}
+
+bool cm_hooks_should_trace(size_t n, size_t *weight);
+size_t cm_hooks_weight(size_t n);
+void *cm_traced_alloc(size_t n, size_t align);
+bool cm_is_traced(const void *p);
+void cm_hooks_report(const struct cmalloc_event *ev);
+void cm_hooks_fork_prepare(void);
+void cm_hooks_fork_parent(void);
+void cm_hooks_fork_child(void);
+
+/* ---- hardened.c and valgrind.c: per-block guards (CM_EXT_GUARDS) ----
+ * The core hands out blocks of cm_guard_request(n) bytes; the guards keep
+ * what they need in the extra room (the requested size, a canary). */
+void cm_guard_init(void);
+size_t cm_guard_request(size_t n);
+void *cm_guard_after_alloc(void *p, size_t n, bool zero);
+bool cm_guard_before_free(void *p);
+size_t cm_guard_usable(void *p, size_t core_usable);
+/* Resizes p in place, or a huge block by moving its pages; NULL when ext.c
+ * must move it by copying. */
+void *cm_guard_realloc(void *p, size_t n);
+/* The guards' share of the core: the random order of cache refills in
+ * hardened mode, and what a run must lose when it is given back. */
+uint64_t cm_guard_random(void);
+void cm_guard_forget_run(const struct cm_run *r);
+extern cm_lock_t cm_quarantine_lock;
+/* Freed blocks wait in the quarantine, where the core still counts them as
+ * handed out: what cmalloc_owns and the statistics must know. */
+bool cm_guard_is_live(const void *p);
+bool cm_guard_quarantined(const struct cm_arena *a, size_t counts[CM_NCLASSES + 1],
+                          bool only_try);
+
+/* Memcheck client requests (valgrind.c), compiled in with CMALLOC_VALGRIND. */
+#ifdef CM_VALGRIND
+bool cm_valgrind_running(void);
+void cm_valgrind_alloc(void *p, size_t n, bool zeroed);
+void cm_valgrind_free(void *p);
+void cm_valgrind_noaccess(const void *p, size_t n);
+void cm_valgrind_defined(const void *p, size_t n);
+void cm_valgrind_undefined(const void *p, size_t n);
+void cm_valgrind_quiet(bool quiet);
+#else
+static inline bool cm_valgrind_running(void)
+{
+    return false;
+}
+static inline void cm_valgrind_alloc(void *p, size_t n, bool zeroed)
+{
+    (void)p, (void)n, (void)zeroed;
+}
+static inline void cm_valgrind_free(void *p)
+{
+    (void)p;
+}
+static inline void cm_valgrind_noaccess(const void *p, size_t n)
+{
+    (void)p, (void)n;
+}
+static inline void cm_valgrind_defined(const void *p, size_t n)
+{
+    (void)p, (void)n;
+}
+static inline void cm_valgrind_undefined(const void *p, size_t n)
+{
+    (void)p, (void)n;
+}
+static inline void cm_valgrind_quiet(bool quiet)
+{
+    (void)quiet;
+}
+#endif
+
+/* ---- api.c: the core paths under the entry points ---- */
+void *cm_alloc_aligned(size_t align, size_t n);
+unsigned cm_aligned_class(size_t align, size_t n);
+void *cm_core_realloc(void *p, size_t n);
+size_t cm_core_usable(const void *p);
+
 /* ---- api.c / shared helpers ---- */
 struct cm_block_info {
     struct cm_segment *segment;
@@ -344,6 +488,8 @@ _Noreturn void cm_invalid_pointer(const char *fn, const void *p);
 
 /* ---- stats.c ---- */
 void cm_stats_print_fd(int fd);
+void cm_stats_report_fd(int fd, int format, bool from_signal);
+void cm_stats_thread_exit(struct cm_arena *a, struct cm_tcache *tc);
 struct mallinfo2 cm_stats_mallinfo2(void);
 int cm_stats_malloc_info(int options, FILE *fp);
 

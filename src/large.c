@@ -20,7 +20,16 @@
  * boundary where the header belongs. Such blocks keep their header one
  * alignment unit before the block, leave the block's granule unmarked in the
  * segment map, and are found through a short registry instead; they are rare
- * enough that a locked list is the right structure. */
+ * enough that a locked list is the right structure.
+ *
+ * In hardened mode a huge block ends at a PROT_NONE guard page, the last
+ * page of its mapping, as close to it as the block's alignment allows, so
+ * an access past its end faults at once. Such mappings are unmapped when
+ * freed rather than cached (a use after free faults too, and a cached one
+ * would take its guard page into the middle of the next block). A resize
+ * lifts the guard (mremap wants one mapping, not two) and puts it back at
+ * the new end; the end of a resized block may then be up to a page (or the
+ * growth reserve) away from it. */
 #include <errno.h>
 #include <string.h>
 #include <time.h>
@@ -63,6 +72,20 @@ void cm_huge_stats_get(struct cm_huge_stats *out)
     out->bytes = __atomic_load_n(&huge_bytes, __ATOMIC_RELAXED);
     out->max_count = __atomic_load_n(&huge_max_count, __ATOMIC_RELAXED);
     out->max_bytes = __atomic_load_n(&huge_max_bytes, __ATOMIC_RELAXED);
+}
+
+static size_t guard_size(void)
+{
+    return __atomic_load_n(&cm_hot.ext, __ATOMIC_RELAXED) & CM_EXT_HARDENED ? CM_PAGE_SIZE : 0;
+}
+
+/* Puts up (or lifts) the guard page at the end of s's mapping. Putting it
+ * back after a resize fails only when the kernel is out of mappings; the
+ * block is then left without its guard page. */
+static bool set_guard(struct cm_segment *s, bool up)
+{
+    size_t guard = guard_size();
+    return !guard || cm_os_protect((char *)s + s->map_size - guard, guard, !up);
 }
 
 static uint64_t now_ns(void)
@@ -146,7 +169,7 @@ static struct cm_segment *cache_take(size_t map_size)
 static bool cache_put(struct cm_segment *s)
 {
     struct cm_segment *expired[CM_HUGE_CACHE_SLOTS + 1];
-    if (s->map_size > cm_opt.trim_threshold || cm_opt.purge_delay_ms == 0)
+    if (s->map_size > cm_opt.trim_threshold || cm_opt.purge_delay_ms == 0 || guard_size())
         return false;
     s->cached_at = now_ns();
     cm_lock(&cm_heap_lock);
@@ -197,7 +220,8 @@ void *cm_huge_alloc(size_t n, size_t align)
         errno = ENOMEM;
         return NULL;
     }
-    size_t map_size = page_round(offset + n);
+    size_t guard = guard_size();
+    size_t map_size = page_round(offset + n) + guard;
     size_t map_align = offset >= CM_SEG_SIZE ? offset : CM_SEG_SIZE;
     struct cm_segment *s = offset == CM_PAGE_SIZE ? cache_take(map_size) : NULL;
     if (s) {
@@ -214,7 +238,17 @@ void *cm_huge_alloc(size_t n, size_t align)
         s->zeroed = 1;
         s->map_size = map_size;
     }
+    if (guard) {
+        if (!set_guard(s, true)) {
+            cm_os_unmap(s, map_size);
+            errno = ENOMEM;
+            return NULL;
+        }
+        size_t unit = align > CM_ALIGNMENT ? align : CM_ALIGNMENT;
+        offset = (map_size - guard - n) & ~(unit - 1);
+    }
     s->kind = CM_SEG_HUGE;
+    s->traced = 0;
     s->block_offset = offset;
     if (offset >= CM_SEG_SIZE) {
         cm_lock(&cm_heap_lock);
@@ -261,7 +295,7 @@ void cm_huge_free(struct cm_segment *s)
 
 size_t cm_huge_usable(const struct cm_segment *s)
 {
-    return s->map_size - s->block_offset;
+    return s->map_size - guard_size() - s->block_offset;
 }
 
 /* Resizes a huge block that stays huge. Returns NULL (with errno ENOMEM)
@@ -273,7 +307,7 @@ void *cm_huge_realloc(struct cm_segment *s, size_t n)
         return NULL;
     }
     size_t old_size = s->map_size;
-    size_t new_size = page_round(s->block_offset + n);
+    size_t new_size = page_round(s->block_offset + n) + guard_size();
     /* A smaller size keeps the mapping unless the excess is beyond what
      * the trim threshold lets us keep for reuse (as a mapping taken from the
      * cache does), so a size that goes up and down costs nothing. */
@@ -285,17 +319,21 @@ void *cm_huge_realloc(struct cm_segment *s, size_t n)
     if (new_size > old_size && new_size - old_size < old_size / 4)
         new_size = page_round(old_size + old_size / 4);
     s->zeroed = 0;
+    set_guard(s, false);
     if (cm_os_resize_in_place(s, old_size, new_size)) {
         s->map_size = new_size;
+        set_guard(s, true);
         account(0, (ptrdiff_t)new_size - (ptrdiff_t)old_size);
         return (char *)s + s->block_offset;
     }
     if (s->block_offset >= CM_SEG_SIZE) {
         /* Registry blocks are too rare to deserve a move of their own. */
         void *q = cm_huge_alloc(n, s->block_offset);
-        if (!q)
+        if (!q) {
+            set_guard(s, true);
             return NULL;
-        memcpy(q, (char *)s + s->block_offset, old_size - s->block_offset);
+        }
+        memcpy(q, (char *)s + s->block_offset, cm_huge_usable(s));
         cm_huge_free(s);
         return q;
     }
@@ -304,11 +342,13 @@ void *cm_huge_realloc(struct cm_segment *s, size_t n)
     cm_segmap_clear(s);
     struct cm_segment *moved = cm_os_move_aligned(s, old_size, new_size, CM_SEG_SIZE);
     if (!moved) {
+        set_guard(s, true);
         cm_segmap_set(s, CM_SEG_HUGE);
         errno = ENOMEM;
         return NULL;
     }
     moved->map_size = new_size;
+    set_guard(moved, true);
     cm_segmap_set(moved, CM_SEG_HUGE);
     account(0, (ptrdiff_t)new_size - (ptrdiff_t)old_size);
     return (char *)moved + moved->block_offset;

@@ -56,6 +56,15 @@ static inline void cm_lock(cm_lock_t *l)
         cm_lock_slow(l);
 }
 
+/* Non-zero when it got the lock. For code that must never wait, such as a
+ * signal handler that may have interrupted the holder. */
+static inline int cm_trylock(cm_lock_t *l)
+{
+    int expected = 0;
+    return __atomic_compare_exchange_n(&l->state, &expected, 1, 0, __ATOMIC_ACQUIRE,
+                                       __ATOMIC_RELAXED);
+}
+
 static inline void cm_unlock(cm_lock_t *l)
 {
     if (__builtin_expect(__atomic_exchange_n(&l->state, 0, __ATOMIC_RELEASE) == 2, 0))

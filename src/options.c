@@ -4,6 +4,7 @@
  * environment strings in place and never allocates. A bad key or value gets
  * one warning line and leaves the default in force. */
 #include <malloc.h>
+#include <signal.h>
 #include <string.h>
 
 #include "internal.h"
@@ -12,14 +13,20 @@
 #define CM_DEFAULT_TRIM_THRESHOLD ((size_t)32 << 20)
 #define CM_DEFAULT_TCACHE_MAX_SIZE ((size_t)32 << 10)
 
+/* 1 in a build configured with -DCMALLOC_HARDENED=ON. */
+#ifndef CM_HARDENED_DEFAULT
+#define CM_HARDENED_DEFAULT 0
+#endif
+
 struct cm_options cm_opt = {
     .mmap_threshold = CM_DEFAULT_MMAP_THRESHOLD,
     .trim_threshold = CM_DEFAULT_TRIM_THRESHOLD,
     .tcache_max_size = CM_DEFAULT_TCACHE_MAX_SIZE,
     .purge_delay_ms = 1000,
+    .hardened = CM_HARDENED_DEFAULT,
 };
 
-enum value_kind { VALUE_SIZE, VALUE_COUNT, VALUE_BOOL, VALUE_TCACHE, VALUE_STATS };
+enum value_kind { VALUE_SIZE, VALUE_COUNT, VALUE_BOOL, VALUE_TCACHE, VALUE_STATS, VALUE_SIGNAL };
 
 struct option_spec {
     const char *key;
@@ -40,8 +47,11 @@ static const struct option_spec specs[] = {
     {"tcache", "CMALLOC_TCACHE", VALUE_TCACHE, &cm_opt.tcache_max_size,
      "on, off or the largest cached size (up to 1m)"},
     {"stats_at_exit", "CMALLOC_STATS_AT_EXIT", VALUE_STATS, &cm_opt.stats_at_exit,
-     "off or text"},
+     "off, text or json"},
+    {"stats_signal", "CMALLOC_STATS_SIGNAL", VALUE_SIGNAL, &cm_opt.stats_signal,
+     "off, USR1, USR2, HUP, WINCH, URG, PROF or a real-time signal number"},
     {"verbose", "CMALLOC_VERBOSE", VALUE_BOOL, &cm_opt.verbose, "on or off"},
+    {"hardened", "CMALLOC_HARDENED", VALUE_BOOL, &cm_opt.hardened, "on or off"},
 };
 
 /* A value is the text up to the next ',' or the end of the string. */
@@ -103,6 +113,47 @@ static bool parse_size(const char *v, size_t len, size_t *out)
     return true;
 }
 
+/* The signals a report may hang on: USR1, USR2, HUP, WINCH, URG and PROF
+ * (by name, with or without SIG, or by number) and the real-time signals.
+ * Others are refused: a handler for SEGV or FPE that returns is run again
+ * at once, and INT, TERM and the like have meanings a program relies on. */
+static bool parse_signal(const char *v, size_t len, int *out)
+{
+    static const struct {
+        const char *name;
+        int sig;
+    } names[] = {{"usr1", SIGUSR1}, {"usr2", SIGUSR2}, {"hup", SIGHUP},
+                 {"winch", SIGWINCH}, {"urg", SIGURG}, {"prof", SIGPROF}};
+    int flag;
+    if (parse_bool(v, len, &flag) && !flag) {
+        *out = 0;
+        return true;
+    }
+    if (len > 3 && strncasecmp(v, "sig", 3) == 0) {
+        v += 3;
+        len -= 3;
+    }
+    for (size_t i = 0; i < sizeof names / sizeof names[0]; i++) {
+        if (value_is(v, len, names[i].name)) {
+            *out = names[i].sig;
+            return true;
+        }
+    }
+    int n = 0;
+    for (size_t i = 0; i < len; i++) {
+        if (v[i] < '0' || v[i] > '9' || n > 1000)
+            return false;
+        n = n * 10 + (v[i] - '0');
+    }
+    bool named = false;
+    for (size_t i = 0; i < sizeof names / sizeof names[0]; i++)
+        named |= n == names[i].sig;
+    if (len == 0 || !(named || (n >= SIGRTMIN && n <= SIGRTMAX)))
+        return false;
+    *out = n;
+    return true;
+}
+
 static bool apply(const struct option_spec *spec, const char *v, size_t len)
 {
     size_t size;
@@ -133,11 +184,15 @@ static bool apply(const struct option_spec *spec, const char *v, size_t len)
     case VALUE_STATS:
         if (value_is(v, len, "text") || (parse_bool(v, len, &flag) && flag))
             *(int *)spec->target = CM_STATS_TEXT;
+        else if (value_is(v, len, "json"))
+            *(int *)spec->target = CM_STATS_JSON;
         else if (parse_bool(v, len, &flag))
             *(int *)spec->target = CM_STATS_NONE;
         else
             return false;
         return true;
+    case VALUE_SIGNAL:
+        return parse_signal(v, len, (int *)spec->target);
     }
     return false;
 }

@@ -1,5 +1,5 @@
-/* The OS seam: the only file that calls sbrk, mmap, mremap, munmap and
- * madvise, and the owner of the segment map.
+/* The OS seam: the only file that calls sbrk, mmap, mremap, munmap,
+ * madvise and mprotect, and the owner of the segment map.
  *
  * Heap segments come from the program break when we can get it: the break is
  * re-read every time, because other code may move it, and the gap up to the
@@ -25,6 +25,37 @@ cm_lock_t cm_heap_lock;
 
 static bool heap_exhausted;
 
+/* What cmalloc holds from the kernel, for the statistics. Every mapping,
+ * unmapping and purge passes through this file, so counting here sees them
+ * all; a mapping moved or resized counts only its change in size. */
+static size_t held, held_peak;
+static uint64_t mapped_total, unmapped_total, purged_total;
+
+static void note_mapped(size_t n)
+{
+    __atomic_add_fetch(&mapped_total, n, __ATOMIC_RELAXED);
+    size_t now = __atomic_add_fetch(&held, n, __ATOMIC_RELAXED);
+    size_t peak = __atomic_load_n(&held_peak, __ATOMIC_RELAXED);
+    while (now > peak && !__atomic_compare_exchange_n(&held_peak, &peak, now, true,
+                                                      __ATOMIC_RELAXED, __ATOMIC_RELAXED)) {
+    }
+}
+
+static void note_unmapped(size_t n)
+{
+    __atomic_add_fetch(&unmapped_total, n, __ATOMIC_RELAXED);
+    __atomic_sub_fetch(&held, n, __ATOMIC_RELAXED);
+}
+
+void cm_os_stats_get(struct cm_os_stats *out)
+{
+    out->held = __atomic_load_n(&held, __ATOMIC_RELAXED);
+    out->held_peak = __atomic_load_n(&held_peak, __ATOMIC_RELAXED);
+    out->mapped = __atomic_load_n(&mapped_total, __ATOMIC_RELAXED);
+    out->unmapped = __atomic_load_n(&unmapped_total, __ATOMIC_RELAXED);
+    out->purged = __atomic_load_n(&purged_total, __ATOMIC_RELAXED);
+}
+
 /* Free sbrk segments below the top of the heap, purged, for reuse. */
 static struct cm_segment *free_heap_segments;
 
@@ -38,36 +69,58 @@ void cm_segmap_clear(const void *seg)
     __atomic_store_n(&cm_segmap[(uintptr_t)seg >> CM_SEG_SHIFT], 0, __ATOMIC_RELEASE);
 }
 
-void *cm_os_map(size_t size)
+static void *raw_map(size_t size)
 {
     void *p = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
     return p == MAP_FAILED ? NULL : p;
 }
 
-void cm_os_unmap(void *p, size_t size)
+static void raw_unmap(void *p, size_t size)
 {
     int saved = errno;
     munmap(p, size);
     errno = saved;
 }
 
+void *cm_os_map(size_t size)
+{
+    void *p = raw_map(size);
+    if (p)
+        note_mapped(size);
+    return p;
+}
+
+void cm_os_unmap(void *p, size_t size)
+{
+    raw_unmap(p, size);
+    note_unmapped(size);
+}
+
 /* Maps size bytes at an address that is a multiple of align (a power of two
  * >= the page size): over-map, then unmap the misaligned head and the tail. */
-void *cm_os_map_aligned(size_t size, size_t align)
+static void *raw_map_aligned(size_t size, size_t align)
 {
     if (size > SIZE_MAX - align)
         return NULL;
-    char *raw = cm_os_map(size + align);
+    char *raw = raw_map(size + align);
     if (!raw)
         return NULL;
     char *aligned = (char *)(((uintptr_t)raw + align - 1) & ~(uintptr_t)(align - 1));
     size_t head = (size_t)(aligned - raw);
     size_t tail = align - head;
     if (head)
-        cm_os_unmap(raw, head);
+        raw_unmap(raw, head);
     if (tail)
-        cm_os_unmap(aligned + size, tail);
+        raw_unmap(aligned + size, tail);
     return aligned;
+}
+
+void *cm_os_map_aligned(size_t size, size_t align)
+{
+    void *p = raw_map_aligned(size, align);
+    if (p)
+        note_mapped(size);
+    return p;
 }
 
 void cm_os_purge(void *p, size_t size)
@@ -75,6 +128,18 @@ void cm_os_purge(void *p, size_t size)
     int saved = errno;
     madvise(p, size, MADV_DONTNEED);
     errno = saved;
+    __atomic_add_fetch(&purged_total, size, __ATOMIC_RELAXED);
+}
+
+/* Makes pages inaccessible (the guard page after a hardened huge block:
+ * any access faults) or accessible again. Fails when the kernel cannot
+ * split the mapping. */
+bool cm_os_protect(void *p, size_t size, bool accessible)
+{
+    int saved = errno;
+    bool ok = mprotect(p, size, accessible ? PROT_READ | PROT_WRITE : PROT_NONE) == 0;
+    errno = saved;
+    return ok;
 }
 
 bool cm_os_resize_in_place(void *p, size_t old_size, size_t new_size)
@@ -83,8 +148,12 @@ bool cm_os_resize_in_place(void *p, size_t old_size, size_t new_size)
     bool ok;
     if (new_size < old_size) {
         ok = munmap((char *)p + new_size, old_size - new_size) == 0;
+        if (ok)
+            note_unmapped(old_size - new_size);
     } else {
         ok = mremap(p, old_size, new_size, 0) != MAP_FAILED;
+        if (ok)
+            note_mapped(new_size - old_size);
     }
     errno = saved;
     return ok;
@@ -95,15 +164,16 @@ bool cm_os_resize_in_place(void *p, size_t old_size, size_t new_size)
 void *cm_os_move_aligned(void *p, size_t old_size, size_t new_size, size_t align)
 {
     int saved = errno;
-    char *target = cm_os_map_aligned(new_size, align);
+    char *target = raw_map_aligned(new_size, align);
     if (!target)
         return NULL;
     void *moved = mremap(p, old_size, new_size, MREMAP_MAYMOVE | MREMAP_FIXED, target);
     if (moved == MAP_FAILED) {
-        cm_os_unmap(target, new_size);
+        raw_unmap(target, new_size);
         errno = saved;
         return NULL;
     }
+    note_mapped(new_size - old_size);
     errno = saved;
     return moved;
 }
@@ -120,6 +190,7 @@ static struct cm_segment *sbrk_segment(void)
     char *old = sbrk((intptr_t)incr);
     if (old == (char *)-1)
         return NULL;
+    note_mapped(incr);
     if (old != cur) {
         /* Someone moved the break between our two calls: what we got is
          * still ours, but may not hold an aligned segment. */
@@ -163,13 +234,14 @@ void cm_os_release_segment(struct cm_segment *s)
 {
     int saved = errno;
     if (s->from_mmap) {
-        munmap(s, CM_SEG_SIZE);
+        cm_os_unmap(s, CM_SEG_SIZE);
         errno = saved;
         return;
     }
     cm_lock(&cm_heap_lock);
     if ((char *)s + CM_SEG_SIZE == sbrk(0)) {
         sbrk(-(intptr_t)CM_SEG_SIZE);
+        note_unmapped(CM_SEG_SIZE);
         /* The pooled segments now at the top can follow it down. */
         bool lowered = true;
         while (lowered) {
@@ -178,13 +250,14 @@ void cm_os_release_segment(struct cm_segment *s)
                 if ((char *)*link + CM_SEG_SIZE == sbrk(0)) {
                     *link = (*link)->next;
                     sbrk(-(intptr_t)CM_SEG_SIZE);
+                    note_unmapped(CM_SEG_SIZE);
                     lowered = true;
                     break;
                 }
             }
         }
     } else {
-        madvise(s, CM_SEG_SIZE, MADV_DONTNEED);
+        cm_os_purge(s, CM_SEG_SIZE);
         s->next = free_heap_segments;
         free_heap_segments = s;
     }

@@ -12,7 +12,10 @@
 #define CM_TCACHE_MIN 4
 #define CM_TCACHE_MAX 128
 
-struct cm_hot cm_hot;
+/* Until initialisation has decided which guards are on, every call takes
+ * the ext paths, whose guards initialise cmalloc before the core hands out
+ * a block: the call that starts cmalloc up gets a guarded block too. */
+struct cm_hot cm_hot = {.ext = CM_EXT_GUARDS};
 struct cm_class cm_classes[CM_NCLASSES + 1];
 
 static size_t class_size_by_rule(unsigned cls)

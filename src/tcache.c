@@ -149,7 +149,9 @@ CM_NOINLINE void cm_free_slow(void *p)
     if (((struct cm_block *)p)->free_key == cm_hot.free_key && cm_block_is_free(tc, s, p, cls))
         double_free(p, cls);
     struct cm_tbin *bin = &tc->bins[cls];
-    if (bin->max) {
+    /* A traced block goes straight back to the traced arena: from a cache
+     * it could be handed out again as an untraced one. */
+    if (bin->max && s->kind != CM_SEG_TRACED) {
         if (bin->avail == 0)
             tcache_flush(tc, bin, cls, bin->max / 2 + 1);
         cm_tbin_push(tc, bin, p);
@@ -176,6 +178,7 @@ void cm_tcache_thread_exit(void *arg)
     if (tc->next)
         tc->next->prev = tc->prev;
     tc->next = tc->prev = NULL;
+    cm_stats_thread_exit(a, tc);
     cm_unlock(&a->lock);
     __atomic_fetch_sub(&a->nthreads, 1, __ATOMIC_RELAXED);
     tc->state = CM_TC_DEAD;

@@ -77,7 +77,9 @@ struct cm_run {
     uint32_t dirty_ms;  /* FREE and dirty: when it was last released */
 };
 
-enum cm_seg_kind { CM_SEG_HEAP = 1, CM_SEG_HUGE = 2 };
+/* A TRACED segment is a heap segment of the traced arena (hooks.c): its
+ * blocks must not take the free fast path. */
+enum cm_seg_kind { CM_SEG_HEAP = 1, CM_SEG_HUGE = 2, CM_SEG_TRACED = 3 };
 
 struct cm_arena;
 
@@ -93,6 +95,7 @@ struct cm_segment {
     uint8_t kind;
     uint8_t from_mmap;            /* heap segment: 0 = sbrk, 1 = mmap */
     uint8_t zeroed;               /* huge: the block has never been written */
+    uint8_t traced;               /* huge: its allocation was reported to hooks */
     uint8_t page_cls[CM_SEG_PAGES];
     struct cm_run runs[CM_SEG_PAGES];
 };
@@ -102,7 +105,10 @@ struct cm_segment {
 struct cm_bin {
     struct cm_run *runs;
     uint64_t nruns;       /* runs of this class the arena holds */
-    uint64_t out;         /* blocks handed out of runs, to caches or users */
+    /* Blocks handed out of runs (to caches or users) and given back, ever:
+     * nmalloc - nfree blocks are out now. */
+    uint64_t nmalloc;
+    uint64_t nfree;
 };
 
 struct cm_tcache;
@@ -113,6 +119,7 @@ struct cm_tcache;
 struct cm_arena {
     cm_lock_t lock;
     unsigned index;
+    uint8_t seg_kind;                     /* enum cm_seg_kind of its segments */
     unsigned nthreads;                    /* attached thread caches */
     struct cm_tcache *threads;            /* attached thread caches */
     struct cm_segment *segments;
@@ -120,6 +127,9 @@ struct cm_arena {
     size_t dirty_pages;                   /* pages in dirty FREE runs */
     size_t free_pages;                    /* pages in FREE runs */
     uint32_t decay_checked_ms;            /* last look for runs to purge */
+    size_t nsegments_peak;
+    size_t bytes_out, bytes_out_peak;     /* in blocks handed out of runs */
+    uint64_t requested;                   /* by threads that left the arena */
     struct cm_run *free_runs[CM_MAX_ORDER + 1];
     struct cm_bin bins[CM_NCLASSES + 1];
 };
@@ -144,6 +154,7 @@ struct cm_tcache {
     struct cm_tbin bins[CM_NCLASSES + 1];
     uintptr_t link_secret;
     uintptr_t free_key;
+    uint64_t requested;                   /* bytes asked of malloc (stats) */
     struct cm_arena *arena;
     struct cm_tcache *next;               /* arena's thread list */
     struct cm_tcache *prev;

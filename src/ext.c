@@ -1,0 +1,243 @@
+/* The ext paths: what the entry points do while cm_hot.ext is non-zero,
+ * that is while a hook is installed, in hardened mode or under Valgrind.
+ *
+ * They are the core paths with two layers around them. The guards
+ * (hardened.c, valgrind.c) ask the core for a little more room per block
+ * and check or annotate each block as it is handed out and given back. The
+ * hooks (hooks.c) decide which allocations to report, take those from the
+ * traced arena, and report their allocation, move and free.
+ *
+ * A free or a move is reported before the block is released: once it is,
+ * another thread may get the same address, and its ALLOC event must not
+ * arrive before our FREE. */
+#include <errno.h>
+#include <string.h>
+
+#include "internal.h"
+
+static bool block_is_traced(struct cm_block_info info)
+{
+    return info.cls ? info.segment->kind == CM_SEG_TRACED : info.segment->traced;
+}
+
+static struct cm_block_info locate_or_die(const char *fn, const void *p)
+{
+    struct cm_block_info info = cm_locate(p);
+    if (!info.segment)
+        cm_invalid_pointer(fn, p);
+    return info;
+}
+
+static size_t usable(void *p, unsigned ext)
+{
+    size_t core = cm_core_usable(p);
+    return ext & CM_EXT_GUARDS ? cm_guard_usable(p, core) : core;
+}
+
+/* A fresh huge mapping is zero already: clearing it would only fault in
+ * pages the program may never touch. */
+static void zero_block(void *p, size_t n)
+{
+    struct cm_block_info info = cm_locate(p);
+    if (info.cls || !info.segment->zeroed)
+        memset(p, 0, n);
+}
+
+/* A block of n bytes for the program, guarded when the guards are on,
+ * from the traced arena when it is to be reported. */
+static void *alloc_block(size_t n, size_t align, bool traced, bool zero, unsigned ext)
+{
+    size_t request = ext & CM_EXT_GUARDS ? cm_guard_request(n) : n;
+    if (request == SIZE_MAX) {
+        errno = ENOMEM;
+        return NULL;
+    }
+    void *p = traced ? cm_traced_alloc(request, align) : cm_alloc_aligned(align, request);
+    if (!p)
+        return NULL;
+    if (ext & CM_EXT_GUARDS)
+        return cm_guard_after_alloc(p, n, zero);
+    if (zero)
+        zero_block(p, n);
+    return p;
+}
+
+static inline void free_block(void *p, unsigned ext)
+{
+    if ((ext & CM_EXT_GUARDS) && !cm_guard_before_free(p))
+        return;
+    cm_free(p);
+}
+
+static void report(enum cmalloc_event_type type, enum cmalloc_function fn, void *p,
+                   size_t size, size_t usable_size, size_t align, size_t weight)
+{
+    struct cmalloc_event ev = {
+        .type = type,
+        .function = fn,
+        .ptr = p,
+        .size = size,
+        .usable = usable_size,
+        .alignment = align,
+        .weight = weight,
+    };
+    cm_hooks_report(&ev);
+}
+
+static CM_NOINLINE void *alloc_reported(size_t n, size_t align, enum cmalloc_function fn,
+                                        unsigned ext)
+{
+    size_t weight = 0;
+    bool traced = (ext & CM_EXT_HOOKS) && cm_hooks_should_trace(n, &weight);
+    void *p = alloc_block(n, align, traced, fn == CMALLOC_FN_CALLOC, ext);
+    if (p && traced)
+        report(CMALLOC_EVENT_ALLOC, fn, p, n, usable(p, ext), align, weight);
+    return p;
+}
+
+/* With only sampling on, most calls are not sampled: they take the core
+ * fast path after one countdown. */
+void *cm_ext_alloc(size_t n, size_t align, enum cmalloc_function fn)
+{
+    unsigned ext = __atomic_load_n(&cm_hot.ext, __ATOMIC_RELAXED);
+    if (cm_likely(ext == CM_EXT_HOOKS && !align && fn != CMALLOC_FN_CALLOC) && cm_sample_skip(n))
+        return cm_alloc(n);
+    return alloc_reported(n, align, fn, ext);
+}
+
+static CM_NOINLINE void free_reported(void *p, enum cmalloc_function fn, unsigned ext)
+{
+    if (!p)
+        return;
+    if (ext & CM_EXT_HOOKS) {
+        struct cm_block_info info = locate_or_die("free", p);
+        if (block_is_traced(info)) {
+            size_t size = usable(p, ext);
+            report(CMALLOC_EVENT_FREE, fn, p, size, size, 0, 0);
+        }
+    }
+    free_block(p, ext);
+}
+
+/* A block of an ordinary heap segment was never reported. */
+void cm_ext_free(void *p, enum cmalloc_function fn)
+{
+    unsigned ext = __atomic_load_n(&cm_hot.ext, __ATOMIC_RELAXED);
+    if (cm_likely(!(ext & CM_EXT_GUARDS) && cm_segmap_kind((uintptr_t)p) == CM_SEG_HEAP)) {
+        cm_free(p);
+        return;
+    }
+    free_reported(p, fn, ext);
+}
+
+/* Moves a block by copying; the move is reported before the old block is
+ * freed, while no other thread can be handed its address. */
+static void *realloc_copy(void *p, size_t old_usable, size_t n, bool old_traced, bool traced,
+                          unsigned ext)
+{
+    void *q = alloc_block(n, 0, traced, false, ext);
+    if (!q)
+        return NULL;
+    memcpy(q, p, old_usable < n ? old_usable : n);
+    size_t weight = traced ? cm_hooks_weight(n) : 0;
+    if (old_traced && traced) {
+        struct cmalloc_event ev = {
+            .type = CMALLOC_EVENT_REALLOC,
+            .function = CMALLOC_FN_REALLOC,
+            .ptr = q,
+            .size = n,
+            .usable = usable(q, ext),
+            .old_ptr = p,
+            .old_usable = old_usable,
+            .weight = weight,
+        };
+        cm_hooks_report(&ev);
+    } else if (old_traced) {
+        report(CMALLOC_EVENT_FREE, CMALLOC_FN_REALLOC, p, old_usable, old_usable, 0, 0);
+    } else if (traced) {
+        report(CMALLOC_EVENT_ALLOC, CMALLOC_FN_REALLOC, q, n, usable(q, ext), 0, weight);
+    }
+    free_block(p, ext);
+    return q;
+}
+
+/* A reported block stays reported, and is resized by the core where it
+ * can be: a small block within its class, a huge one in its mapping or
+ * moved by mremap. Only a change of usable size is worth an event, so a
+ * buffer grown a little at a time costs an event per (geometric) growth of
+ * its mapping, not per call. A huge block that may move has its free
+ * reported before and its new place after, so no event of another thread
+ * about the old address can come in between. */
+static void *realloc_traced(void *p, struct cm_block_info info, size_t old_usable, size_t n,
+                            unsigned ext)
+{
+    bool stays_huge = n > CM_MAX_CLASS_SIZE || n >= cm_opt.mmap_threshold;
+    if (info.cls) {
+        if (n <= CM_MAX_CLASS_SIZE && cm_size_class(n) == info.cls)
+            return p;
+        return realloc_copy(p, old_usable, n, true, true, ext);
+    }
+    if (!stays_huge)
+        return realloc_copy(p, old_usable, n, true, true, ext);
+    if (n <= old_usable) {
+        void *q = cm_core_realloc(p, n);
+        size_t now = usable(q, ext);
+        if (now != old_usable) {
+            struct cmalloc_event ev = {
+                .type = CMALLOC_EVENT_REALLOC,
+                .function = CMALLOC_FN_REALLOC,
+                .ptr = q,
+                .size = n,
+                .usable = now,
+                .old_ptr = p,
+                .old_usable = old_usable,
+                .weight = cm_hooks_weight(n),
+            };
+            cm_hooks_report(&ev);
+        }
+        return q;
+    }
+    report(CMALLOC_EVENT_FREE, CMALLOC_FN_REALLOC, p, old_usable, old_usable, 0, 0);
+    void *q = cm_core_realloc(p, n);
+    cm_locate(q ? q : p).segment->traced = q != NULL;
+    if (q)
+        report(CMALLOC_EVENT_ALLOC, CMALLOC_FN_REALLOC, q, n, usable(q, ext), 0, cm_hooks_weight(n));
+    return q;
+}
+
+void *cm_ext_realloc(void *p, size_t n)
+{
+    if (!p)
+        return cm_ext_alloc(n, 0, CMALLOC_FN_REALLOC);
+    if (n == 0) {
+        cm_ext_free(p, CMALLOC_FN_REALLOC);
+        return NULL;
+    }
+    unsigned ext = __atomic_load_n(&cm_hot.ext, __ATOMIC_RELAXED);
+    struct cm_block_info info = locate_or_die("realloc", p);
+    if (n > (size_t)PTRDIFF_MAX) {
+        errno = ENOMEM;
+        return NULL;
+    }
+    bool hooks = ext & CM_EXT_HOOKS;
+    size_t old_usable = usable(p, ext);
+    if (hooks && block_is_traced(info) && !(ext & CM_EXT_GUARDS))
+        return realloc_traced(p, info, old_usable, n, ext);
+    bool old_traced = hooks && block_is_traced(info);
+    /* Only the bytes a realloc adds count towards the next sample. */
+    size_t weight, growth = n > old_usable ? n - old_usable : 0;
+    bool traced = hooks && growth && cm_hooks_should_trace(growth, &weight);
+    if (!(ext & CM_EXT_GUARDS) && !old_traced && !traced)
+        return cm_core_realloc(p, n);
+    if (!old_traced && !traced) {
+        void *q = cm_guard_realloc(p, n);
+        if (q)
+            return q;
+    }
+    return realloc_copy(p, old_usable, n, old_traced, traced, ext);
+}
+
+size_t cm_ext_usable(void *p)
+{
+    return usable(p, __atomic_load_n(&cm_hot.ext, __ATOMIC_RELAXED));
+}

@@ -1,0 +1,499 @@
+/* The guards: what the ext paths do to every block while hardened mode or
+ * Valgrind support is on (CM_EXT_GUARDS), and hardened mode itself.
+ *
+ * Each guarded block carries 16 bytes of metadata: the size the program
+ * asked for, the block's state, and a canary computed from a secret, the
+ * block's address and those two, so that no byte of it can change unseen.
+ * A small block keeps it at the end of its size class, a huge block just
+ * before the block, in the header page:
+ *
+ *   small: [ data: n bytes | pad ...... | canary | size, state ]
+ *   huge:  [ header ... | canary | size, state ][ data: n | pad ][ guard ]
+ *
+ * Hardened mode adds:
+ * - the pad (up to the trailer, or to the guard page) holds a pattern byte
+ *   that is never zero, and the canary has no zero byte either, so even a
+ *   one-byte overflow of a string's NUL is seen when the block is freed;
+ * - a freed block is filled with the pattern and waits in the quarantine, a
+ *   FIFO of at most 1 MiB and 1024 blocks, before the core gets it back.
+ *   The pattern is checked when the block leaves the quarantine, and again
+ *   when the core hands it out: its trailer then says FREED, and all of it
+ *   but the core's 16-byte link and the trailer must still be the pattern;
+ * - a second free is seen in the state (quarantined or freed);
+ * - huge blocks end at a guard page and are unmapped when freed (large.c);
+ * - a cache refill leaves in random order (arena.c).
+ *
+ * Under Valgrind, hardened mode stays off: memcheck checks every access
+ * itself. The metadata still gives malloc_usable_size the requested size
+ * and double frees their state; the quarantine delays reuse as Valgrind's
+ * own allocator does, so a use after free is reported as one; and
+ * valgrind.c tells memcheck where blocks start and end. */
+#include <string.h>
+
+#include "internal.h"
+
+#define META_SIZE 16
+#define STATE_SHIFT 60
+#define SIZE_MASK (((uint64_t)1 << STATE_SHIFT) - 1)
+
+enum block_state { LIVE = 1, QUARANTINED, FREED };
+
+struct meta {
+    uint64_t canary;  /* first, so that the byte after a full block is in it */
+    uint64_t word;    /* requested size | state << STATE_SHIFT */
+};
+
+#define QUARANTINE_SLOTS 1024
+#define QUARANTINE_BYTES ((size_t)1 << 20)
+/* Larger blocks would push out too many others: they skip the queue. */
+#define QUARANTINE_MAX_BLOCK (QUARANTINE_BYTES / 16)
+
+struct quarantined {
+    void *p;
+    size_t room;
+};
+
+cm_lock_t cm_quarantine_lock;
+
+static struct {
+    unsigned head, count;
+    size_t bytes;
+    struct quarantined slot[QUARANTINE_SLOTS];
+} quarantine;
+
+static uint64_t secret;
+static unsigned char pattern;  /* fill of pads and freed blocks, never 0 */
+/* A page of it, for memcmp: libc's compares many bytes per instruction. */
+static unsigned char pattern_page[CM_PAGE_SIZE];
+
+static __thread uint64_t rng_state __attribute__((tls_model("initial-exec")));
+
+/* A block as the guards see it: room is what the core gave (the class size,
+ * or the huge block up to its guard page), end where data and pad stop. */
+struct block {
+    char *p;
+    size_t room;
+    size_t end;
+    struct meta *meta;
+    struct cm_block_info info;
+};
+
+static struct block block_at(void *p, struct cm_block_info info)
+{
+    struct block b = {.p = p, .info = info};
+    if (info.cls) {
+        b.room = cm_classes[info.cls].size;
+        b.end = b.room - META_SIZE;
+        b.meta = (struct meta *)(b.p + b.end);
+    } else {
+        b.room = cm_huge_usable(info.segment);
+        b.end = b.room;
+        b.meta = (struct meta *)(b.p - META_SIZE);
+    }
+    return b;
+}
+
+/* Where a block known to be one lives: the core handed it out, or it was
+ * checked when it was given back. Cheaper than cm_locate, which checks. */
+static struct cm_block_info known_block(const void *p)
+{
+    unsigned kind = cm_segmap_kind((uintptr_t)p);
+    if (kind != CM_SEG_HEAP && kind != CM_SEG_TRACED)
+        return cm_locate(p);
+    struct cm_segment *s = cm_segment_of(p);
+    return (struct cm_block_info){s, s->page_cls[cm_page_index(p)]};
+}
+
+static unsigned ext_bits(void)
+{
+    return __atomic_load_n(&cm_hot.ext, __ATOMIC_RELAXED);
+}
+
+void cm_guard_init(void)
+{
+    uintptr_t seed[2];
+    cm_random_seed(seed);
+    secret = seed[0];
+    pattern = (unsigned char)(seed[1] % 255 + 1);
+    unsigned bits = 0;
+    if (cm_valgrind_running()) {
+        bits = CM_EXT_VALGRIND;
+    } else if (cm_opt.hardened) {
+        bits = CM_EXT_HARDENED;
+        memset(pattern_page, pattern, sizeof pattern_page);
+    }
+    __atomic_fetch_and(&cm_hot.ext, (uint8_t)~(CM_EXT_GUARDS & ~bits), __ATOMIC_RELEASE);
+}
+
+uint64_t cm_guard_random(void)
+{
+    uint64_t x = rng_state;
+    if (!x)
+        x = (secret ^ (uint64_t)(uintptr_t)&rng_state) | 1;
+    x ^= x >> 12;
+    x ^= x << 25;
+    x ^= x >> 27;
+    rng_state = x;
+    return x * 0x2545F4914F6CDD1DULL;
+}
+
+/* ---- metadata ---- */
+
+static uint64_t canary_of(const void *p, uint64_t word)
+{
+    uint64_t z = ((uint64_t)(uintptr_t)p ^ secret) + word * 0x9e3779b97f4a7c15ULL;
+    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
+    z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
+    return (z ^ (z >> 31)) | 0x0101010101010101ULL;
+}
+
+static void set_meta(const struct block *b, uint64_t size, enum block_state state)
+{
+    uint64_t word = size | (uint64_t)state << STATE_SHIFT;
+    b->meta->word = word;
+    b->meta->canary = canary_of(b->p, word);
+}
+
+/* Whether the metadata is intact; if so, its word. */
+static bool get_meta(const struct block *b, uint64_t *word)
+{
+    *word = b->meta->word;
+    return b->meta->canary == canary_of(b->p, *word) && (*word & SIZE_MASK) <= b->end;
+}
+
+static enum block_state state_of(uint64_t word)
+{
+    return (enum block_state)(word >> STATE_SHIFT);
+}
+
+/* A freed small block's trailer: it binds the mark to the class size. */
+static bool is_freed_mark(const struct block *b)
+{
+    uint64_t word;
+    return get_meta(b, &word) && state_of(word) == FREED && (word & SIZE_MASK) == b->end;
+}
+
+/* ---- patterns ---- */
+
+/* The offset of the first byte in [from, to) that is not the pattern, or
+ * SIZE_MAX. */
+static size_t first_mismatch(const char *p, size_t from, size_t to)
+{
+    for (size_t i = from; i < to; i += sizeof pattern_page) {
+        size_t len = to - i < sizeof pattern_page ? to - i : sizeof pattern_page;
+        if (memcmp(p + i, pattern_page, len) != 0) {
+            while ((unsigned char)p[i] == pattern)
+                i++;
+            return i;
+        }
+    }
+    return SIZE_MAX;
+}
+
+static CM_COLD _Noreturn void write_after_free(const char *fn, const struct block *b, size_t at)
+{
+    cm_fatal("%s(): write after free detected in %p (offset %zu of a %zu-byte block)", fn,
+             (void *)b->p, at, b->room);
+}
+
+/* A block whose metadata is damaged: a double free if the core holds it as
+ * a free block (the link of a 16-byte block covers its trailer), otherwise
+ * an overflow from the block before it (huge) or from the block itself.
+ * fn is the function called, or "" where several may have been. */
+static CM_COLD _Noreturn void damaged(const char *fn, const struct block *b)
+{
+    const char *sep = *fn ? "(): " : "";
+    if (b->info.cls && ((struct cm_block *)b->p)->free_key == cm_hot.free_key &&
+        cm_block_is_free(cm_tcache_get(), b->info.segment, b->p, b->info.cls))
+        cm_fatal("%s%sdouble free of %p (block size %u)", fn, sep, (void *)b->p,
+                 cm_classes[b->info.cls].size);
+    if (!b->info.cls)
+        cm_fatal("%s%sheap underflow detected before %p (its header is overwritten)", fn, sep,
+                 (void *)b->p);
+    cm_fatal("%s%sheap overflow detected after %p (its trailer is overwritten)", fn, sep,
+             (void *)b->p);
+}
+
+/* Hardened mode: the requested size of a block the program gives back,
+ * which must be live, with its metadata and pad intact. */
+static size_t checked_size(const char *fn, const struct block *b)
+{
+    uint64_t word;
+    if (!get_meta(b, &word))
+        damaged(fn, b);
+    if (state_of(word) != LIVE)
+        cm_fatal("%s(): double free of %p (block size %zu)", fn, (void *)b->p,
+                 (size_t)(word & SIZE_MASK));
+    size_t n = word & SIZE_MASK;
+    /* A pad may be large (the slack of a big class, the reserve of a huge
+     * block grown by realloc): an overflow reaches its first page first. */
+    size_t pad_end = b->end - n > CM_PAGE_SIZE ? n + CM_PAGE_SIZE : b->end;
+    if (first_mismatch(b->p, n, pad_end) != SIZE_MAX)
+        cm_fatal("%s(): heap overflow detected after %p (block size %zu)", fn, (void *)b->p, n);
+    return n;
+}
+
+/* ---- the quarantine ---- */
+
+static void release(const struct quarantined *q, unsigned ext)
+{
+    struct block b = block_at(q->p, known_block(q->p));
+    if (ext & CM_EXT_HARDENED) {
+        uint64_t word;
+        if (!get_meta(&b, &word) || state_of(word) != QUARANTINED)
+            write_after_free("free", &b, b.end);
+        size_t at = first_mismatch(b.p, 0, b.end);
+        if (at != SIZE_MAX)
+            write_after_free("free", &b, at);
+        set_meta(&b, b.end, FREED);
+    } else {
+        cm_valgrind_quiet(true);
+        set_meta(&b, b.end, FREED);
+        cm_valgrind_quiet(false);
+        cm_valgrind_defined(b.p, sizeof(struct cm_block));
+    }
+    cm_free(b.p);
+}
+
+/* Queues a freed block, releasing the oldest ones for room. */
+static void quarantine_push(void *p, size_t room, unsigned ext)
+{
+    bool queued = false;
+    while (!queued) {
+        struct quarantined oldest = {NULL, 0};
+        cm_lock(&cm_quarantine_lock);
+        if (quarantine.count == QUARANTINE_SLOTS || quarantine.bytes + room > QUARANTINE_BYTES) {
+            struct quarantined *q = &quarantine.slot[quarantine.head];
+            oldest = *q;
+            /* A stale pointer here would keep a leaked block reachable for
+             * memcheck once the core has handed it out again. */
+            q->p = NULL;
+            quarantine.head = (quarantine.head + 1) % QUARANTINE_SLOTS;
+            quarantine.count--;
+            quarantine.bytes -= oldest.room;
+        }
+        if (quarantine.count < QUARANTINE_SLOTS && quarantine.bytes + room <= QUARANTINE_BYTES) {
+            struct quarantined *q =
+                &quarantine.slot[(quarantine.head + quarantine.count) % QUARANTINE_SLOTS];
+            q->p = p;
+            q->room = room;
+            quarantine.count++;
+            quarantine.bytes += room;
+            queued = true;
+        }
+        cm_unlock(&cm_quarantine_lock);
+        if (oldest.p)
+            release(&oldest, ext);
+    }
+}
+
+/* ---- the guard interface ---- */
+
+size_t cm_guard_request(size_t n)
+{
+    cm_ensure_init();
+    if (!(ext_bits() & CM_EXT_GUARDS))
+        return n;
+    /* A block that cannot have a trailer within the largest class is made
+     * huge: its metadata then goes before it. */
+    if (n > CM_MAX_CLASS_SIZE - META_SIZE)
+        return n > CM_MAX_CLASS_SIZE ? n : CM_MAX_CLASS_SIZE + 1;
+    return n + META_SIZE;
+}
+
+/* Hardened mode: a block handed out again must still hold the pattern. */
+static void hardened_alloc(const struct block *b, size_t n)
+{
+    if (b->info.cls && is_freed_mark(b)) {
+        size_t at = first_mismatch(b->p, sizeof(struct cm_block), b->end);
+        if (at != SIZE_MAX)
+            write_after_free("malloc", b, at);
+    }
+    set_meta(b, n, LIVE);
+    memset(b->p + n, pattern, b->end - n);
+}
+
+/* Under Valgrind: only the n bytes asked for are addressable. */
+static void valgrind_alloc(const struct block *b, size_t n, bool zero)
+{
+    cm_valgrind_quiet(true);
+    set_meta(b, n, LIVE);
+    cm_valgrind_quiet(false);
+    cm_valgrind_alloc(b->p, n, zero);
+    cm_valgrind_noaccess(b->p + n, b->end - n);
+    cm_valgrind_noaccess(b->meta, META_SIZE);
+}
+
+void *cm_guard_after_alloc(void *p, size_t n, bool zero)
+{
+    unsigned ext = ext_bits();
+    struct block b = block_at(p, known_block(p));
+    if (ext & CM_EXT_HARDENED)
+        hardened_alloc(&b, n);
+    else if (ext & CM_EXT_VALGRIND)
+        valgrind_alloc(&b, n, zero);
+    /* A fresh huge mapping is zero already. */
+    if (zero && (b.info.cls || !b.info.segment->zeroed))
+        memset(p, 0, n);
+    return p;
+}
+
+/* Hardened mode: checks a block being freed and fills it with the pattern.
+ * A huge block is unmapped at once, and needs no fill. */
+static void hardened_free(const struct block *b, bool queue)
+{
+    size_t n = checked_size("free", b);
+    if (!b->info.cls)
+        return;
+    memset(b->p, pattern, n);
+    if (queue)
+        set_meta(b, n, QUARANTINED);
+    else
+        set_meta(b, b->end, FREED);
+}
+
+/* Under Valgrind: tells memcheck, which reports the free of a block that
+ * is not live (a double free); such a block is left alone. */
+static bool valgrind_free(const struct block *b, bool queue)
+{
+    uint64_t word;
+    cm_valgrind_quiet(true);
+    bool live = get_meta(b, &word) && state_of(word) == LIVE;
+    if (live)
+        set_meta(b, b->end, queue ? QUARANTINED : FREED);
+    cm_valgrind_quiet(false);
+    cm_valgrind_free(b->p);
+    /* The core keeps its link in the first bytes of a free block. */
+    if (live && b->info.cls && !queue)
+        cm_valgrind_defined(b->p, sizeof(struct cm_block));
+    return live;
+}
+
+bool cm_guard_before_free(void *p)
+{
+    cm_ensure_init();
+    unsigned ext = ext_bits();
+    if (!(ext & CM_EXT_GUARDS))
+        return true;
+    struct cm_block_info info = cm_locate(p);
+    if (!info.segment) {
+        if (!(ext & CM_EXT_VALGRIND))
+            cm_invalid_pointer("free", p);
+        cm_valgrind_free(p);
+        return false;
+    }
+    struct block b = block_at(p, info);
+    bool queue = info.cls && b.room <= QUARANTINE_MAX_BLOCK;
+    if (ext & CM_EXT_VALGRIND) {
+        if (!valgrind_free(&b, queue))
+            return false;
+    } else {
+        hardened_free(&b, queue);
+    }
+    if (queue) {
+        quarantine_push(p, b.room, ext);
+        return false;
+    }
+    return true;
+}
+
+/* Hardened mode resizes a block in place while its size class still fits
+ * (as the core does), and a huge block by moving its pages: a buffer grown
+ * step by step must not be copied at every step. NULL: ext.c is to move
+ * the block, as it always does under Valgrind (whose own realloc always
+ * moves). */
+void *cm_guard_realloc(void *p, size_t n)
+{
+    if (!(ext_bits() & CM_EXT_HARDENED))
+        return NULL;
+    struct block b = block_at(p, known_block(p));
+    size_t old = checked_size("realloc", &b);
+    size_t request = cm_guard_request(n);
+    void *q = p;
+    if (b.info.cls) {
+        if (request > CM_MAX_CLASS_SIZE || cm_size_class(request) != b.info.cls)
+            return NULL;
+    } else {
+        if (request <= CM_MAX_CLASS_SIZE && request < cm_opt.mmap_threshold)
+            return NULL;
+        q = cm_huge_realloc(b.info.segment, request);
+        if (!q)
+            return NULL;
+    }
+    /* The bytes given up, and the pages the block gained, become pad. */
+    struct block moved = block_at(q, known_block(q));
+    if (n < old)
+        memset(moved.p + n, pattern, (old < moved.end ? old : moved.end) - n);
+    if (moved.end > b.end)
+        memset(moved.p + b.end, pattern, moved.end - b.end);
+    set_meta(&moved, n, LIVE);
+    return q;
+}
+
+size_t cm_guard_usable(void *p, size_t core_usable)
+{
+    unsigned ext = ext_bits();
+    if (!(ext & CM_EXT_GUARDS))
+        return core_usable;
+    struct block b = block_at(p, known_block(p));
+    uint64_t word;
+    bool intact;
+    if (ext & CM_EXT_VALGRIND) {
+        cm_valgrind_quiet(true);
+        intact = get_meta(&b, &word);
+        cm_valgrind_quiet(false);
+    } else if (!(intact = get_meta(&b, &word))) {
+        damaged("", &b);
+    }
+    return intact ? word & SIZE_MASK : core_usable;
+}
+
+/* For cmalloc_owns: whether p, the start of a block, is live rather than
+ * waiting in the quarantine or free. */
+bool cm_guard_is_live(const void *p)
+{
+    struct block b = block_at((void *)p, known_block(p));
+    bool valgrind = ext_bits() & CM_EXT_VALGRIND;
+    uint64_t word;
+    if (valgrind)
+        cm_valgrind_quiet(true);
+    bool live = get_meta(&b, &word) && state_of(word) == LIVE;
+    if (valgrind)
+        cm_valgrind_quiet(false);
+    return live;
+}
+
+/* For the statistics: adds to counts[cls] the blocks of arena a that wait
+ * in the quarantine, which the program has freed. Returns false, counting
+ * nothing, if only_try is set and the lock is busy. */
+bool cm_guard_quarantined(const struct cm_arena *a, size_t counts[CM_NCLASSES + 1], bool only_try)
+{
+    if (!only_try)
+        cm_lock(&cm_quarantine_lock);
+    else if (!cm_trylock(&cm_quarantine_lock))
+        return false;
+    for (unsigned i = 0; i < quarantine.count; i++) {
+        const void *p = quarantine.slot[(quarantine.head + i) % QUARANTINE_SLOTS].p;
+        const struct cm_segment *s = cm_segment_of(p);
+        if (s->arena == a)
+            counts[s->page_cls[cm_page_index(p)]]++;
+    }
+    cm_unlock(&cm_quarantine_lock);
+    return true;
+}
+
+/* A run given back to its arena may come back as blocks of another class,
+ * or of this one after other blocks were written there: no freed mark may
+ * survive to make a fresh block look like a freed one, and under Valgrind
+ * the core may write its links anywhere in it. */
+void cm_guard_forget_run(const struct cm_run *r)
+{
+    char *base = cm_run_base(r);
+    if (__atomic_load_n(&cm_hot.ext, __ATOMIC_RELAXED) & CM_EXT_VALGRIND) {
+        cm_valgrind_undefined(base, CM_PAGE_SIZE << r->order);
+        return;
+    }
+    size_t size = cm_classes[r->cls].size;
+    for (uint32_t i = 0; i < r->carved; i++)
+        memset(base + (size_t)(i + 1) * size - META_SIZE, 0, META_SIZE);
+}

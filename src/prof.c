@@ -1,0 +1,719 @@
+/* libcmalloc-prof.so: the leak checker and heap profiler behind
+ * `cmalloc-run --leaks` and `cmalloc-run --profile=FILE`, built only on the
+ * public hooks API of <cmalloc.h>. It is preloaded with libcmalloc.so.1 and
+ * configured by the environment (cmalloc-run sets it):
+ *
+ *   CMALLOC_PROF_MODE      leaks | profile
+ *   CMALLOC_PROF_OUTPUT    report file (leaks: default stderr; profile: required)
+ *   CMALLOC_PROF_INTERVAL  sample interval in bytes (leaks: 0 = every
+ *                          allocation; profile: default 512 KiB)
+ *   CMALLOC_PROF_VALUE     profile: inuse (bytes still allocated when the
+ *                          profile is written; the default) or alloc (all
+ *                          bytes allocated since the start)
+ *   CMALLOC_PROF_SIGNAL    profile: also write the profile, to OUTPUT.N, on
+ *                          this signal (a name such as USR2, or a number)
+ *
+ * Every reported allocation gets its call stack, unwound with libgcc's
+ * unwinder (which works without frame pointers), and a place in two tables:
+ * live blocks by address, and distinct stacks with the live blocks and
+ * bytes of each. Both tables live in their own mappings, never in the heap,
+ * and grow by remapping, so the hook never allocates through cmalloc; what
+ * the unwinder itself might allocate is not reported (the hook runs with
+ * hooks off for its thread).
+ *
+ * At exit the leak report lists the stacks that still own blocks, largest
+ * first, and the profile is written in the folded-stacks format that
+ * flamegraph.pl, speedscope and inferno read: one line per stack,
+ * "outermost;...;innermost bytes", the bytes in use or allocated, weighted
+ * by the sampling. Frames are named from the ELF symbol tables of
+ * the modules, .symtab when the file still has it, else .dynsym. */
+#define _GNU_SOURCE
+#include <dlfcn.h>
+#include <elf.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <link.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
+#include <unwind.h>
+
+#include "cmalloc.h"
+
+#define MAX_FRAMES 32
+#define MAX_OWN_RANGES 16
+#define STACKS_MAX (1u << 18)
+
+enum prof_mode { MODE_LEAKS, MODE_PROFILE };
+
+struct stack {
+    uint64_t hash;
+    uint32_t depth;
+    uint32_t used;
+    uint64_t live_blocks;
+    uint64_t live_bytes;   /* weighted */
+    uint64_t alloc_bytes;  /* weighted, since the start */
+    uintptr_t frames[MAX_FRAMES];
+};
+
+struct live {
+    uintptr_t ptr;     /* 0: empty slot */
+    uint32_t stack;
+    uint64_t bytes;    /* weighted */
+};
+
+struct table {
+    void *slots;
+    size_t cap;   /* a power of two */
+    size_t used;
+};
+
+static struct {
+    enum prof_mode mode;
+    bool value_alloc;      /* profile alloc_bytes rather than live_bytes */
+    const char *output;
+    size_t interval;
+    int out_fd;
+    pthread_mutex_t lock;
+    struct table stacks;   /* struct stack */
+    uint32_t *stack_ids;   /* the used slots of stacks, in order of use */
+    struct table live;     /* struct live */
+    uint64_t dropped;      /* blocks not recorded: a table could not grow */
+    uintptr_t own_lo[MAX_OWN_RANGES], own_hi[MAX_OWN_RANGES];
+    unsigned nown;
+    int signal_pipe[2];
+    unsigned dumps;
+    bool active;
+} prof = {.lock = PTHREAD_MUTEX_INITIALIZER, .out_fd = -1, .signal_pipe = {-1, -1}};
+
+/* ---- tables in their own mappings ---- */
+
+static void *map_zeroed(size_t bytes)
+{
+    void *p = mmap(NULL, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE,
+                   -1, 0);
+    return p == MAP_FAILED ? NULL : p;
+}
+
+static uint64_t mix(uint64_t x)
+{
+    x ^= x >> 33;
+    x *= 0xff51afd7ed558ccdULL;
+    x ^= x >> 33;
+    x *= 0xc4ceb9fe1a85ec53ULL;
+    return x ^ (x >> 33);
+}
+
+static struct live *live_slot(struct live *slots, size_t cap, uintptr_t ptr)
+{
+    size_t i = mix(ptr) & (cap - 1);
+    while (slots[i].ptr && slots[i].ptr != ptr)
+        i = (i + 1) & (cap - 1);
+    return &slots[i];
+}
+
+static bool live_grow(void)
+{
+    size_t cap = prof.live.cap ? prof.live.cap * 2 : 1u << 16;
+    struct live *fresh = map_zeroed(cap * sizeof(struct live)), *old = prof.live.slots;
+    if (!fresh)
+        return false;
+    for (size_t i = 0; i < prof.live.cap; i++) {
+        if (old[i].ptr)
+            *live_slot(fresh, cap, old[i].ptr) = old[i];
+    }
+    if (old)
+        munmap(old, prof.live.cap * sizeof(struct live));
+    prof.live.slots = fresh;
+    prof.live.cap = cap;
+    return true;
+}
+
+/* Linear probing keeps deletion exact: later entries of the cluster that
+ * could live in the hole move back into it. */
+static void live_delete(struct live *hole)
+{
+    struct live *slots = prof.live.slots;
+    size_t cap = prof.live.cap, i = (size_t)(hole - slots), j = i;
+    for (;;) {
+        j = (j + 1) & (cap - 1);
+        if (!slots[j].ptr)
+            break;
+        size_t home = mix(slots[j].ptr) & (cap - 1);
+        bool movable = i <= j ? (home <= i || home > j) : (home <= i && home > j);
+        if (movable) {
+            slots[i] = slots[j];
+            i = j;
+        }
+    }
+    slots[i].ptr = 0;
+    prof.live.used--;
+}
+
+static uint32_t stack_intern(const uintptr_t *frames, uint32_t depth)
+{
+    uint64_t h = depth;
+    for (uint32_t i = 0; i < depth; i++)
+        h = mix(h ^ frames[i]);
+    struct stack *stacks = prof.stacks.slots;
+    size_t i = h & (prof.stacks.cap - 1);
+    for (size_t probes = 0; probes < prof.stacks.cap; probes++, i = (i + 1) & (prof.stacks.cap - 1)) {
+        struct stack *s = &stacks[i];
+        if (!s->used) {
+            if (prof.stacks.used * 4 >= prof.stacks.cap * 3)
+                return UINT32_MAX;
+            s->used = 1;
+            s->hash = h;
+            s->depth = depth;
+            memcpy(s->frames, frames, depth * sizeof *frames);
+            prof.stack_ids[prof.stacks.used++] = (uint32_t)i;
+            return (uint32_t)i;
+        }
+        if (s->hash == h && s->depth == depth &&
+            memcmp(s->frames, frames, depth * sizeof *frames) == 0)
+            return (uint32_t)i;
+    }
+    return UINT32_MAX;
+}
+
+/* ---- stacks ---- */
+
+static bool is_own_frame(uintptr_t ip)
+{
+    for (unsigned i = 0; i < prof.nown; i++) {
+        if (ip >= prof.own_lo[i] && ip < prof.own_hi[i])
+            return true;
+    }
+    return false;
+}
+
+struct unwind_state {
+    uintptr_t *frames;
+    uint32_t depth;
+    bool past_allocator;
+};
+
+static _Unwind_Reason_Code unwind_step(struct _Unwind_Context *ctx, void *arg)
+{
+    struct unwind_state *st = arg;
+    uintptr_t ip = _Unwind_GetIP(ctx);
+    if (!ip)
+        return _URC_END_OF_STACK;
+    /* The first frames are this hook and cmalloc's own; the program's
+     * call into the malloc family comes after them. */
+    if (!st->past_allocator) {
+        if (is_own_frame(ip))
+            return _URC_NO_REASON;
+        st->past_allocator = true;
+    }
+    st->frames[st->depth++] = ip;
+    return st->depth == MAX_FRAMES ? _URC_END_OF_STACK : _URC_NO_REASON;
+}
+
+static uint32_t capture_stack(uintptr_t *frames)
+{
+    struct unwind_state st = {frames, 0, false};
+    _Unwind_Backtrace(unwind_step, &st);
+    return st.depth;
+}
+
+static int note_own_module(struct dl_phdr_info *info, size_t size, void *arg)
+{
+    (void)size;
+    const uintptr_t *anchors = arg;
+    for (int a = 0; a < 2; a++) {
+        for (int i = 0; i < info->dlpi_phnum; i++) {
+            const ElfW(Phdr) *ph = &info->dlpi_phdr[i];
+            uintptr_t lo = info->dlpi_addr + ph->p_vaddr, hi = lo + ph->p_memsz;
+            if (ph->p_type != PT_LOAD || anchors[a] < lo || anchors[a] >= hi)
+                continue;
+            for (int k = 0; k < info->dlpi_phnum && prof.nown < MAX_OWN_RANGES; k++) {
+                const ElfW(Phdr) *seg = &info->dlpi_phdr[k];
+                if (seg->p_type == PT_LOAD && (seg->p_flags & PF_X)) {
+                    prof.own_lo[prof.nown] = info->dlpi_addr + seg->p_vaddr;
+                    prof.own_hi[prof.nown++] = info->dlpi_addr + seg->p_vaddr + seg->p_memsz;
+                }
+            }
+        }
+    }
+    return 0;
+}
+
+/* ---- the hook ---- */
+
+static void forget(uintptr_t ptr)
+{
+    if (!prof.live.cap)
+        return;
+    struct live *l = live_slot(prof.live.slots, prof.live.cap, ptr);
+    if (!l->ptr)
+        return;
+    struct stack *s = &((struct stack *)prof.stacks.slots)[l->stack];
+    s->live_blocks--;
+    s->live_bytes -= l->bytes;
+    live_delete(l);
+}
+
+static void remember(uintptr_t ptr, uint64_t bytes, const uintptr_t *frames, uint32_t depth)
+{
+    uint32_t id = stack_intern(frames, depth);
+    if (id == UINT32_MAX || ((prof.live.used + 1) * 2 > prof.live.cap && !live_grow())) {
+        prof.dropped++;
+        return;
+    }
+    /* A block we missed the free of (freed from inside a hook) is stale. */
+    forget(ptr);
+    struct live *l = live_slot(prof.live.slots, prof.live.cap, ptr);
+    prof.live.used++;
+    l->ptr = ptr;
+    l->stack = id;
+    l->bytes = bytes;
+    struct stack *s = &((struct stack *)prof.stacks.slots)[id];
+    s->live_blocks++;
+    s->live_bytes += bytes;
+    s->alloc_bytes += bytes;
+}
+
+static void on_event(const struct cmalloc_event *ev, void *arg)
+{
+    (void)arg;
+    uintptr_t frames[MAX_FRAMES];
+    uint32_t depth = 0;
+    if (ev->type != CMALLOC_EVENT_FREE)
+        depth = capture_stack(frames);
+    uint64_t bytes = prof.mode == MODE_LEAKS ? ev->size : ev->weight;
+    pthread_mutex_lock(&prof.lock);
+    if (prof.active) {
+        if (ev->type == CMALLOC_EVENT_FREE)
+            forget((uintptr_t)ev->ptr);
+        else if (ev->type == CMALLOC_EVENT_REALLOC)
+            forget((uintptr_t)ev->old_ptr);
+        if (ev->type != CMALLOC_EVENT_FREE)
+            remember((uintptr_t)ev->ptr, bytes, frames, depth);
+    }
+    pthread_mutex_unlock(&prof.lock);
+}
+
+/* ---- symbols ---- */
+
+struct module {
+    char path[PATH_MAX];
+    uintptr_t base;       /* load bias */
+    const ElfW(Sym) *syms;
+    size_t nsyms;
+    const char *strtab;
+    void *map;
+    size_t map_size;
+};
+
+#define MAX_MODULES 256
+static struct module modules[MAX_MODULES];
+static unsigned nmodules;
+
+static bool section_symbols(struct module *m, const ElfW(Ehdr) *eh, const ElfW(Shdr) *sh,
+                            unsigned type)
+{
+    for (unsigned i = 0; i < eh->e_shnum; i++) {
+        if (sh[i].sh_type != type || sh[i].sh_link >= eh->e_shnum || !sh[i].sh_entsize)
+            continue;
+        const ElfW(Shdr) *strs = &sh[sh[i].sh_link];
+        if (sh[i].sh_offset + sh[i].sh_size > m->map_size ||
+            strs->sh_offset + strs->sh_size > m->map_size)
+            continue;
+        m->syms = (const ElfW(Sym) *)((const char *)m->map + sh[i].sh_offset);
+        m->nsyms = sh[i].sh_size / sh[i].sh_entsize;
+        m->strtab = (const char *)m->map + strs->sh_offset;
+        return true;
+    }
+    return false;
+}
+
+static void module_load_symbols(struct module *m)
+{
+    int fd = open(m->path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return;
+    struct stat st;
+    if (fstat(fd, &st) == 0 && st.st_size > (off_t)sizeof(ElfW(Ehdr))) {
+        void *map = mmap(NULL, (size_t)st.st_size, PROT_READ, MAP_PRIVATE, fd, 0);
+        if (map != MAP_FAILED) {
+            m->map = map;
+            m->map_size = (size_t)st.st_size;
+            const ElfW(Ehdr) *eh = map;
+            if (memcmp(eh->e_ident, ELFMAG, SELFMAG) == 0 && eh->e_shoff &&
+                eh->e_shoff + (size_t)eh->e_shnum * sizeof(ElfW(Shdr)) <= m->map_size) {
+                const ElfW(Shdr) *sh = (const ElfW(Shdr) *)((const char *)map + eh->e_shoff);
+                if (!section_symbols(m, eh, sh, SHT_SYMTAB))
+                    section_symbols(m, eh, sh, SHT_DYNSYM);
+            }
+        }
+    }
+    close(fd);
+}
+
+static struct module *module_of(uintptr_t ip)
+{
+    Dl_info info;
+    struct link_map *lm = NULL;
+    if (!dladdr1((void *)ip, &info, (void **)&lm, RTLD_DL_LINKMAP) || !lm)
+        return NULL;
+    for (unsigned i = 0; i < nmodules; i++) {
+        if (modules[i].base == lm->l_addr)
+            return &modules[i];
+    }
+    if (nmodules == MAX_MODULES)
+        return NULL;
+    struct module *m = &modules[nmodules++];
+    m->base = lm->l_addr;
+    const char *name = lm->l_name && lm->l_name[0] ? lm->l_name : NULL;
+    if (!name) {
+        ssize_t n = readlink("/proc/self/exe", m->path, sizeof m->path - 1);
+        m->path[n > 0 ? n : 0] = '\0';
+    } else {
+        snprintf(m->path, sizeof m->path, "%s", name);
+    }
+    module_load_symbols(m);
+    return m;
+}
+
+/* "function+0xoff (module+0xoff)", or "module+0xoff" with no symbol. */
+static void describe_frame(uintptr_t ip, bool caller, char *buf, size_t cap, const char **fn_out,
+                           size_t *fn_len)
+{
+    /* A return address points after the call; look up the call itself. */
+    uintptr_t where = caller ? ip - 1 : ip;
+    struct module *m = module_of(where);
+    const char *module = m ? strrchr(m->path, '/') : NULL;
+    module = module ? module + 1 : m ? m->path : "?";
+    uintptr_t rel = m ? where - m->base : where;
+    const ElfW(Sym) *best = NULL;
+    if (m) {
+        for (size_t i = 0; i < m->nsyms; i++) {
+            const ElfW(Sym) *s = &m->syms[i];
+            if (ELF64_ST_TYPE(s->st_info) != STT_FUNC || s->st_shndx == SHN_UNDEF)
+                continue;
+            if (rel >= s->st_value && rel < s->st_value + (s->st_size ? s->st_size : 1) &&
+                (!best || s->st_size < best->st_size))
+                best = s;
+        }
+    }
+    *fn_out = NULL;
+    *fn_len = 0;
+    if (best) {
+        const char *name = m->strtab + best->st_name;
+        snprintf(buf, cap, "%s+0x%lx (%s+0x%lx)", name, (unsigned long)(rel - best->st_value),
+                 module, (unsigned long)rel);
+        *fn_out = name;
+        *fn_len = strlen(name);
+    } else {
+        snprintf(buf, cap, "%s+0x%lx", module, (unsigned long)rel);
+    }
+}
+
+/* ---- reports ---- */
+
+static int by_live_bytes(const void *a, const void *b)
+{
+    const struct stack *x = *(const struct stack *const *)a, *y = *(const struct stack *const *)b;
+    if (x->live_bytes != y->live_bytes)
+        return x->live_bytes < y->live_bytes ? 1 : -1;
+    return x->live_blocks < y->live_blocks ? 1 : x->live_blocks > y->live_blocks ? -1 : 0;
+}
+
+static bool wanted(const struct stack *s, bool by_alloc)
+{
+    return s->used && (by_alloc ? s->alloc_bytes : s->live_blocks);
+}
+
+/* The stacks that own live blocks (or, by_alloc, ever allocated any),
+ * copied out of the table so that writing the report needs no lock. */
+static struct stack *snapshot(bool by_alloc, size_t *count, uint64_t *blocks, uint64_t *bytes)
+{
+    pthread_mutex_lock(&prof.lock);
+    size_t n = 0;
+    struct stack *all = prof.stacks.slots;
+    for (size_t k = 0; k < prof.stacks.used; k++)
+        n += wanted(&all[prof.stack_ids[k]], by_alloc);
+    struct stack *copy = n ? map_zeroed(n * sizeof *copy) : NULL;
+    size_t k = 0;
+    *blocks = *bytes = 0;
+    for (size_t u = 0; copy && u < prof.stacks.used; u++) {
+        size_t i = prof.stack_ids[u];
+        if (wanted(&all[i], by_alloc)) {
+            copy[k++] = all[i];
+            *blocks += all[i].live_blocks;
+            *bytes += all[i].live_bytes;
+        }
+    }
+    pthread_mutex_unlock(&prof.lock);
+    *count = k;
+    return copy;
+}
+
+static struct stack **sorted(struct stack *copy, size_t n)
+{
+    struct stack **order = n ? map_zeroed(n * sizeof *order) : NULL;
+    for (size_t i = 0; order && i < n; i++)
+        order[i] = &copy[i];
+    if (order)
+        qsort(order, n, sizeof *order, by_live_bytes);
+    return order;
+}
+
+static void write_leaks(FILE *out)
+{
+    size_t n;
+    uint64_t blocks, bytes;
+    struct stack *copy = snapshot(false, &n, &blocks, &bytes);
+    struct stack **order = sorted(copy, n);
+    fprintf(out, "cmalloc leaks: %llu bytes in %llu blocks still allocated at exit, from %zu call stacks\n",
+            (unsigned long long)bytes, (unsigned long long)blocks, n);
+    if (prof.dropped)
+        fprintf(out, "cmalloc leaks: %llu allocations could not be recorded (tables full)\n",
+                (unsigned long long)prof.dropped);
+    for (size_t i = 0; order && i < n; i++) {
+        const struct stack *s = order[i];
+        fprintf(out, "\n%llu bytes in %llu blocks allocated from:\n",
+                (unsigned long long)s->live_bytes, (unsigned long long)s->live_blocks);
+        for (uint32_t f = 0; f < s->depth; f++) {
+            char line[PATH_MAX + 256];
+            const char *fn;
+            size_t len;
+            describe_frame(s->frames[f], true, line, sizeof line, &fn, &len);
+            fprintf(out, "    #%u 0x%lx %s\n", f, (unsigned long)s->frames[f], line);
+            if (fn && strcmp(fn, "main") == 0)
+                break;
+        }
+    }
+    if (order)
+        munmap(order, n * sizeof *order);
+    if (copy)
+        munmap(copy, n * sizeof *copy);
+}
+
+static void write_folded(FILE *out)
+{
+    size_t n;
+    uint64_t blocks, bytes;
+    struct stack *copy = snapshot(prof.value_alloc, &n, &blocks, &bytes);
+    struct stack **order = sorted(copy, n);
+    for (size_t i = 0; order && i < n; i++) {
+        const struct stack *s = order[i];
+        uint64_t value = prof.value_alloc ? s->alloc_bytes : s->live_bytes;
+        if (!value)
+            continue;
+        for (uint32_t f = s->depth; f-- > 0;) {
+            char line[PATH_MAX + 256];
+            const char *fn;
+            size_t len;
+            describe_frame(s->frames[f], true, line, sizeof line, &fn, &len);
+            if (fn) {
+                fwrite(fn, 1, len, out);
+            } else {
+                /* Separators of the format must not appear in a frame. */
+                for (char *c = line; *c; c++)
+                    if (*c == ';' || *c == ' ')
+                        *c = '_';
+                fputs(line, out);
+            }
+            fputc(f ? ';' : ' ', out);
+        }
+        if (!s->depth)
+            fputs("[unknown] ", out);
+        fprintf(out, "%llu\n", (unsigned long long)value);
+    }
+    if (order)
+        munmap(order, n * sizeof *order);
+    if (copy)
+        munmap(copy, n * sizeof *copy);
+}
+
+static void write_profile(const char *path)
+{
+    FILE *out = fopen(path, "w");
+    if (!out) {
+        dprintf(prof.out_fd >= 0 ? prof.out_fd : 2, "cmalloc-prof: cannot write %s: %s\n", path,
+                strerror(errno));
+        return;
+    }
+    write_folded(out);
+    fclose(out);
+}
+
+/* Writes the profile when the signal arrives: the handler only writes a
+ * byte to a pipe, which is safe in any context, and this thread does the
+ * rest with no lock of the interrupted thread held. */
+static void *signal_dumper(void *arg)
+{
+    (void)arg;
+    char byte;
+    while (read(prof.signal_pipe[0], &byte, 1) == 1 || errno == EINTR) {
+        char path[PATH_MAX];
+        snprintf(path, sizeof path, "%s.%u", prof.output, ++prof.dumps);
+        write_profile(path);
+    }
+    return NULL;
+}
+
+static void on_signal(int sig)
+{
+    (void)sig;
+    int saved = errno;
+    char byte = 1;
+    if (write(prof.signal_pipe[1], &byte, 1) < 0)
+        errno = saved;
+    errno = saved;
+}
+
+static int parse_signal(const char *s)
+{
+    static const struct {
+        const char *name;
+        int sig;
+    } names[] = {{"USR1", SIGUSR1}, {"USR2", SIGUSR2}, {"HUP", SIGHUP},
+                 {"PROF", SIGPROF}, {"WINCH", SIGWINCH}, {"URG", SIGURG}};
+    if (strncasecmp(s, "SIG", 3) == 0)
+        s += 3;
+    for (size_t i = 0; i < sizeof names / sizeof names[0]; i++)
+        if (strcasecmp(s, names[i].name) == 0)
+            return names[i].sig;
+    char *end;
+    long v = strtol(s, &end, 10);
+    return *s && !*end && v > 0 && v < NSIG ? (int)v : -1;
+}
+
+static void warn(const char *what, const char *value)
+{
+    dprintf(2, "cmalloc-prof: %s: '%s'; the profiler is off\n", what, value);
+}
+
+static bool configure(void)
+{
+    const char *mode = getenv("CMALLOC_PROF_MODE");
+    if (!mode || !*mode)
+        return false;
+    if (strcmp(mode, "leaks") == 0) {
+        prof.mode = MODE_LEAKS;
+    } else if (strcmp(mode, "profile") == 0) {
+        prof.mode = MODE_PROFILE;
+        prof.interval = 512 * 1024;
+    } else {
+        warn("unknown CMALLOC_PROF_MODE (expected leaks or profile)", mode);
+        return false;
+    }
+    prof.output = getenv("CMALLOC_PROF_OUTPUT");
+    if (prof.output && !*prof.output)
+        prof.output = NULL;
+    if (prof.mode == MODE_PROFILE && !prof.output) {
+        warn("profile mode needs CMALLOC_PROF_OUTPUT", "");
+        return false;
+    }
+    const char *value = getenv("CMALLOC_PROF_VALUE");
+    if (value && *value) {
+        if (prof.mode != MODE_PROFILE || (strcmp(value, "inuse") && strcmp(value, "alloc"))) {
+            warn("bad CMALLOC_PROF_VALUE (expected inuse or alloc, with profile mode)", value);
+            return false;
+        }
+        prof.value_alloc = strcmp(value, "alloc") == 0;
+    }
+    const char *interval = getenv("CMALLOC_PROF_INTERVAL");
+    if (interval && *interval) {
+        char *end;
+        unsigned long long v = strtoull(interval, &end, 10);
+        unsigned shift = 0;
+        if (*end == 'k' || *end == 'K')
+            shift = 10, end++;
+        else if (*end == 'm' || *end == 'M')
+            shift = 20, end++;
+        if (*end || interval[0] == '-' || v > (SIZE_MAX >> shift)) {
+            warn("bad CMALLOC_PROF_INTERVAL (expected bytes, such as 512k)", interval);
+            return false;
+        }
+        prof.interval = (size_t)v << shift;
+    }
+    const char *sig = getenv("CMALLOC_PROF_SIGNAL");
+    if (sig && *sig) {
+        int signo = parse_signal(sig);
+        if (signo < 0 || prof.mode != MODE_PROFILE) {
+            warn(signo < 0 ? "bad CMALLOC_PROF_SIGNAL" : "CMALLOC_PROF_SIGNAL needs profile mode",
+                 sig);
+            return false;
+        }
+        pthread_t thread;
+        if (pipe2(prof.signal_pipe, O_CLOEXEC) == 0 &&
+            pthread_create(&thread, NULL, signal_dumper, NULL) == 0) {
+            pthread_detach(thread);
+            struct sigaction sa = {.sa_handler = on_signal, .sa_flags = SA_RESTART};
+            sigemptyset(&sa.sa_mask);
+            sigaction(signo, &sa, NULL);
+        }
+    }
+    return true;
+}
+
+static void fork_prepare(void)
+{
+    pthread_mutex_lock(&prof.lock);
+}
+
+static void fork_release(void)
+{
+    pthread_mutex_unlock(&prof.lock);
+}
+
+__attribute__((constructor)) static void prof_start(void)
+{
+    if (!configure())
+        return;
+    /* Programs may close stderr before exit: report to a copy of it. */
+    if (prof.mode == MODE_LEAKS && !prof.output)
+        prof.out_fd = fcntl(STDERR_FILENO, F_DUPFD_CLOEXEC, 100);
+    uintptr_t anchors[2] = {(uintptr_t)&on_event, (uintptr_t)&cmalloc_hook_install};
+    dl_iterate_phdr(note_own_module, anchors);
+    prof.stacks.cap = STACKS_MAX;
+    prof.stacks.slots = map_zeroed(STACKS_MAX * sizeof(struct stack));
+    prof.stack_ids = map_zeroed(STACKS_MAX * sizeof *prof.stack_ids);
+    if (!prof.stacks.slots || !prof.stack_ids || !live_grow()) {
+        warn("cannot map its tables", strerror(errno));
+        return;
+    }
+    /* Warm up the unwinder before any hook runs, so its one-time set-up
+     * happens here rather than inside malloc. */
+    uintptr_t frames[MAX_FRAMES];
+    capture_stack(frames);
+    pthread_atfork(fork_prepare, fork_release, fork_release);
+    prof.active = true;
+    int err = cmalloc_hook_install(on_event, NULL, prof.interval);
+    if (err) {
+        prof.active = false;
+        warn("cannot install its hook", strerror(err));
+    }
+}
+
+__attribute__((destructor)) static void prof_finish(void)
+{
+    if (!prof.active)
+        return;
+    /* Whatever the report allocates is the profiler's own business. */
+    cmalloc_hook_remove(on_event, NULL);
+    if (prof.mode == MODE_PROFILE) {
+        write_profile(prof.output);
+        return;
+    }
+    FILE *out = prof.output ? fopen(prof.output, "w")
+                            : fdopen(prof.out_fd >= 0 ? prof.out_fd : dup(STDERR_FILENO), "w");
+    if (!out) {
+        dprintf(2, "cmalloc-prof: cannot write the leak report: %s\n", strerror(errno));
+        return;
+    }
+    write_leaks(out);
+    fclose(out);
+}
