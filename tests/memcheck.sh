@@ -8,7 +8,8 @@
 #
 # --soname-synonyms=somalloc=nouserintercepts keeps valgrind from replacing
 # malloc in the test program and its non-libc libraries: the calls reach
-# cmalloc, and memcheck checks the program and cmalloc at the memory level.
+# cmalloc, which describes its blocks to memcheck (src/valgrind.c), and any
+# error memcheck reports, in the program or in cmalloc, fails the test.
 set -u
 valgrind=${VALGRIND:-valgrind}
 if ! command -v -- "$valgrind" >/dev/null 2>&1; then

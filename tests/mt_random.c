@@ -32,11 +32,7 @@ struct item {
     unsigned char *p;
     size_t n;
     uint64_t id;
-    int sparse; /* pattern only at the sampled offsets */
 };
-
-#define SPARSE_MIN (256 * KiB)
-#define SPARSE_STRIDE (64 * KiB)
 
 static _Atomic(struct item *) shared[SHARED];
 static atomic_uint_fast64_t next_id = 1;
@@ -77,36 +73,14 @@ static void check_new(const struct item *it, const char *what)
              malloc_usable_size(it->p));
 }
 
-/* Fill a block's pattern (sparse for big blocks). */
-static void fill(struct item *it)
+static void fill(const struct item *it)
 {
-    size_t off;
-    it->sparse = it->n > SPARSE_MIN;
-    if (!it->sparse) {
-        tu_fill(it->p, it->n, it->id);
-        return;
-    }
-    tu_fill_range(it->p, 0, 4096, it->id);
-    for (off = SPARSE_STRIDE; off < it->n; off += SPARSE_STRIDE)
-        tu_fill_range(it->p, off, it->n - off < 64 ? it->n - off : 64, it->id);
-}
-
-/* First bad offset among the first n bytes of a block filled by fill() with
- * id (sparse or not), or (size_t)-1. */
-static size_t check(const unsigned char *p, size_t n, uint64_t id, int sparse)
-{
-    size_t off, bad;
-    if (!sparse)
-        return tu_verify(p, n, id);
-    bad = tu_verify_range(p, 0, n < 4096 ? n : 4096, id);
-    for (off = SPARSE_STRIDE; bad == (size_t)-1 && off < n; off += SPARSE_STRIDE)
-        bad = tu_verify_range(p, off, n - off < 64 ? n - off : 64, id);
-    return bad;
+    tu_fill_sparse(it->p, it->n, it->id);
 }
 
 static void verify(const struct item *it, const char *when)
 {
-    size_t bad = check(it->p, it->n, it->id, it->sparse);
+    size_t bad = tu_verify_sparse(it->p, it->n, it->n, it->id);
     TU_CHECK(bad == (size_t)-1, "block %p (%zu bytes, id %llu) corrupted at offset %zu %s",
              (void *)it->p, it->n, (unsigned long long)it->id, bad, when);
 }
@@ -153,7 +127,7 @@ static void resize_block(struct item *it, uint64_t *rng)
     TU_CHECK(tu_aligned(q, 16), "realloc = %p", (void *)q);
     TU_CHECK(malloc_usable_size(q) >= new_n, "realloc(%zu): usable %zu", new_n,
              malloc_usable_size(q));
-    bad = check(q, keep, it->id, it->sparse);
+    bad = tu_verify_sparse(q, keep, it->n, it->id);
     TU_CHECK(bad == (size_t)-1, "realloc %zu -> %zu lost byte %zu (id %llu)", it->n, new_n,
              bad, (unsigned long long)it->id);
     it->p = q;

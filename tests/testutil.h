@@ -127,6 +127,36 @@ static TU_UNUSED size_t tu_verify(const void *p, size_t n, uint64_t id)
     return tu_verify_range(p, 0, n, id);
 }
 
+/* Blocks of more than TU_SPARSE_MIN bytes carry the pattern only in their
+ * first 4 KiB and the first 64 bytes of every 64 KiB: lost or misplaced
+ * pages still show, and the threads spend their time in the allocator
+ * rather than in memset. */
+#define TU_SPARSE_MIN (256 * KiB)
+#define TU_SPARSE_STRIDE (64 * KiB)
+
+static TU_UNUSED void tu_fill_sparse(void *p, size_t size, uint64_t id)
+{
+    if (size <= TU_SPARSE_MIN) {
+        tu_fill(p, size, id);
+        return;
+    }
+    tu_fill_range(p, 0, 4096, id);
+    for (size_t off = TU_SPARSE_STRIDE; off < size; off += TU_SPARSE_STRIDE)
+        tu_fill_range(p, off, size - off < 64 ? size - off : 64, id);
+}
+
+/* First bad offset among the first n bytes of a block that
+ * tu_fill_sparse filled as a block of size bytes, or (size_t)-1. */
+static TU_UNUSED size_t tu_verify_sparse(const void *p, size_t n, size_t size, uint64_t id)
+{
+    if (size <= TU_SPARSE_MIN)
+        return tu_verify(p, n, id);
+    size_t bad = tu_verify_range(p, 0, n < 4096 ? n : 4096, id);
+    for (size_t off = TU_SPARSE_STRIDE; bad == (size_t)-1 && off < n; off += TU_SPARSE_STRIDE)
+        bad = tu_verify_range(p, off, n - off < 64 ? n - off : 64, id);
+    return bad;
+}
+
 /* Returns the offset of the first non-zero byte, or (size_t)-1. */
 static TU_UNUSED size_t tu_first_nonzero(const void *p, size_t n)
 {

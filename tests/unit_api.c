@@ -1099,7 +1099,8 @@ START_TEST(test_malloc_stats_layout)
         ck_assert_msg(line_matching(out, "^cmalloc [0-9]+\\.[0-9]+\\.[0-9]+: [0-9]+ arenas?, "
                                          "[0-9]+ threads?") == own,
                       "cmalloc line malformed:\n%s", out);
-        ck_assert_msg(line_matching(out, "^ *bin +block size +in use +free *$") > own,
+        ck_assert_msg(line_matching(out, "^ *bin +block size +in use +free +runs +taken "
+                                         "+returned *$") > own,
                       "no bin table header:\n%s", out);
     }
 #endif

@@ -1,0 +1,16 @@
+/* A library that allocates and frees in its constructor. Preloaded after
+ * cmalloc (LD_PRELOAD=libcmalloc.so.1:libearly_alloc.so), its constructor
+ * runs before cmalloc's, so its malloc is the one that starts cmalloc up:
+ * that block must be guarded like any other, or hardened mode would take
+ * its free for an overflow, and memcheck for an invalid free. */
+#include <stdlib.h>
+#include <string.h>
+
+__attribute__((constructor)) static void allocate_early(void)
+{
+    char *volatile p = malloc(24);
+    if (p) {
+        memset(p, 'e', 24);
+        free(p);
+    }
+}
