@@ -29,6 +29,10 @@ CMALLOC_PACKAGES=(
   file
   time
   strace # tests/steady_syscalls.sh
+  # tests/fuzz and scripts/fuzz: clang and its libFuzzer, which is not in
+  # the clang package but in compiler-rt's
+  clang
+  libclang-rt-dev
   # scripts/check-packaging: Debian, RPM and CPack packages
   debhelper # dh, debhelper-compat 13 (pulls in dpkg-dev)
   dpkg-dev  # dpkg-buildpackage, dpkg-scanpackages, dpkg-shlibdeps
