@@ -21,6 +21,19 @@
 #define TU_UNUSED
 #endif
 
+/* Whether the test runs under Valgrind, where cmalloc gives each block
+ * extra room for its annotations (so sizes land in other classes) and
+ * realloc always moves, as Valgrind's own does. */
+#if defined(__has_include)
+#if __has_include(<valgrind/valgrind.h>)
+#include <valgrind/valgrind.h>
+#define TU_UNDER_VALGRIND() (RUNNING_ON_VALGRIND != 0)
+#endif
+#endif
+#ifndef TU_UNDER_VALGRIND
+#define TU_UNDER_VALGRIND() 0
+#endif
+
 /* Hide a value from the optimiser so that it can neither fold the result of
  * an allocation nor warn about an (intentionally) impossible size. */
 static TU_UNUSED size_t tu_opaque(size_t v)
