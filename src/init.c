@@ -159,11 +159,16 @@ __attribute__((constructor)) static void cm_constructor(void)
         stats_fd = fcntl(STDERR_FILENO, F_DUPFD_CLOEXEC, CM_STATS_FD_MIN);
     if (cm_opt.stats_signal)
         install_stats_signal(cm_opt.stats_signal);
-    if (cm_opt.verbose)
+    if (cm_opt.verbose) {
+        static const char *const formats[] = {"off", "text", "json"};
         cm_message("version %s: %u arenas at most, %u size classes up to %zu bytes, "
-                   "mmap threshold %zu, thread cache up to %zu bytes",
+                   "mmap threshold %zu, thread cache up to %zu bytes, trim threshold %zu, "
+                   "purge delay %zu ms, stats at exit %s, stats signal %d, hardened %s",
                    CMALLOC_VERSION_STRING, cm_opt.arena_max, CM_NCLASSES,
-                   (size_t)CM_MAX_CLASS_SIZE, cm_opt.mmap_threshold, cm_opt.tcache_max_size);
+                   (size_t)CM_MAX_CLASS_SIZE, cm_opt.mmap_threshold, cm_opt.tcache_max_size,
+                   cm_opt.trim_threshold, cm_opt.purge_delay_ms, formats[cm_opt.stats_at_exit],
+                   cm_opt.stats_signal, cm_opt.hardened ? "on" : "off");
+    }
 }
 
 __attribute__((destructor)) static void cm_destructor(void)
