@@ -57,12 +57,17 @@ static size_t usable_size(struct cm_block_info info)
     return info.cls ? cm_classes[info.cls].size : cm_huge_usable(info.segment);
 }
 
-size_t cm_core_usable(const void *p)
+struct cm_block_info cm_locate_or_die(const char *fn, const void *p)
 {
     struct cm_block_info info = cm_locate(p);
     if (!info.segment)
-        cm_invalid_pointer("malloc_usable_size", p);
-    return usable_size(info);
+        cm_invalid_pointer(fn, p);
+    return info;
+}
+
+size_t cm_core_usable(const void *p)
+{
+    return usable_size(cm_locate_or_die("malloc_usable_size", p));
 }
 
 CM_EXPORT void *malloc(size_t n)
@@ -89,13 +94,8 @@ CM_EXPORT void *calloc(size_t count, size_t size)
     if (cm_unlikely(cm_hot.ext))
         return cm_ext_alloc(total, 0, CMALLOC_FN_CALLOC);
     void *p = cm_alloc(total);
-    /* A fresh huge mapping is already zero; touching it would only fault
-     * in pages the program may never use. */
-    if (p) {
-        struct cm_segment *s = cm_segment_of(p);
-        if (s->kind != CM_SEG_HUGE || !s->zeroed)
-            memset(p, 0, total);
-    }
+    if (p)
+        cm_zero_new_block(p, total);
     return p;
 }
 
@@ -118,9 +118,7 @@ void *cm_core_realloc(void *p, size_t n)
         cm_free(p);
         return NULL;
     }
-    struct cm_block_info info = cm_locate(p);
-    if (!info.segment)
-        cm_invalid_pointer("realloc", p);
+    struct cm_block_info info = cm_locate_or_die("realloc", p);
     if (n > (size_t)PTRDIFF_MAX)
         return enomem();
     if (info.cls) {
@@ -337,12 +335,8 @@ CM_EXPORT int cmalloc_owns(const void *p)
         return 0;
     if (cm_unlikely(cm_hot.ext & CM_EXT_GUARDS))
         return cm_guard_is_live(p);
-    if (!info.cls)
-        return 1;
-    /* The free key is only a hint, read from the block itself: under
-     * memcheck the block may be shorter than the key's offset, so there
-     * the free lists alone decide. */
-    bool maybe_free = (cm_hot.ext & CM_EXT_VALGRIND) ||
-                      ((const struct cm_block *)p)->free_key == cm_hot.free_key;
-    return !(maybe_free && cm_block_is_free(&cm_tls, info.segment, (void *)p, info.cls));
+    if (info.cls && ((const struct cm_block *)p)->free_key == cm_hot.free_key &&
+        cm_block_is_free(&cm_tls, info.segment, (void *)p, info.cls))
+        return 0;
+    return 1;
 }

@@ -20,27 +20,10 @@ static bool block_is_traced(struct cm_block_info info)
     return info.cls ? info.segment->kind == CM_SEG_TRACED : info.segment->traced;
 }
 
-static struct cm_block_info locate_or_die(const char *fn, const void *p)
-{
-    struct cm_block_info info = cm_locate(p);
-    if (!info.segment)
-        cm_invalid_pointer(fn, p);
-    return info;
-}
-
 static size_t usable(void *p, unsigned ext)
 {
     size_t core = cm_core_usable(p);
     return ext & CM_EXT_GUARDS ? cm_guard_usable(p, core) : core;
-}
-
-/* A fresh huge mapping is zero already: clearing it would only fault in
- * pages the program may never touch. */
-static void zero_block(void *p, size_t n)
-{
-    struct cm_block_info info = cm_locate(p);
-    if (info.cls || !info.segment->zeroed)
-        memset(p, 0, n);
 }
 
 /* A block of n bytes for the program, guarded when the guards are on,
@@ -58,7 +41,7 @@ static void *alloc_block(size_t n, size_t align, bool traced, bool zero, unsigne
     if (ext & CM_EXT_GUARDS)
         return cm_guard_after_alloc(p, n, zero);
     if (zero)
-        zero_block(p, n);
+        cm_zero_new_block(p, n);
     return p;
 }
 
@@ -110,7 +93,7 @@ static CM_NOINLINE void free_reported(void *p, enum cmalloc_function fn, unsigne
     if (!p)
         return;
     if (ext & CM_EXT_HOOKS) {
-        struct cm_block_info info = locate_or_die("free", p);
+        struct cm_block_info info = cm_locate_or_die("free", p);
         if (block_is_traced(info)) {
             size_t size = usable(p, ext);
             report(CMALLOC_EVENT_FREE, fn, p, size, size, 0, 0);
@@ -214,7 +197,7 @@ void *cm_ext_realloc(void *p, size_t n)
         return NULL;
     }
     unsigned ext = __atomic_load_n(&cm_hot.ext, __ATOMIC_RELAXED);
-    struct cm_block_info info = locate_or_die("realloc", p);
+    struct cm_block_info info = cm_locate_or_die("realloc", p);
     if (n > (size_t)PTRDIFF_MAX) {
         errno = ENOMEM;
         return NULL;

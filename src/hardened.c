@@ -127,14 +127,7 @@ void cm_guard_init(void)
 
 uint64_t cm_guard_random(void)
 {
-    uint64_t x = rng_state;
-    if (!x)
-        x = (secret ^ (uint64_t)(uintptr_t)&rng_state) | 1;
-    x ^= x >> 12;
-    x ^= x << 25;
-    x ^= x >> 27;
-    rng_state = x;
-    return x * 0x2545F4914F6CDD1DULL;
+    return cm_random_next(&rng_state, secret ^ (uint64_t)(uintptr_t)&rng_state);
 }
 
 /* ---- metadata ---- */

@@ -40,13 +40,7 @@ struct cm_arena cm_traced_arena = {.seg_kind = CM_SEG_TRACED, .index = CM_MAX_AR
 
 static uint64_t next_random(struct cm_sampler *t)
 {
-    if (!t->rng)
-        t->rng = ((uint64_t)(uintptr_t)t ^ cm_hot.link_secret) | 1;
-    /* xorshift64* */
-    t->rng ^= t->rng >> 12;
-    t->rng ^= t->rng << 25;
-    t->rng ^= t->rng >> 27;
-    return t->rng * 0x2545F4914F6CDD1DULL;
+    return cm_random_next(&t->rng, (uint64_t)(uintptr_t)t ^ cm_hot.link_secret);
 }
 
 /* -ln(u) for u uniform in (0, 1], from 53 random bits; no libm inside
@@ -147,14 +141,6 @@ void *cm_traced_alloc(size_t n, size_t align)
     if (!p)
         errno = ENOMEM;
     return p;
-}
-
-bool cm_is_traced(const void *p)
-{
-    struct cm_block_info info = cm_locate(p);
-    if (!info.segment)
-        return false;
-    return info.cls ? info.segment->kind == CM_SEG_TRACED : info.segment->traced;
 }
 
 /* ---- reporting ---- */

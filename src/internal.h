@@ -115,6 +115,18 @@ const char *cm_getenv(const char *name);
 unsigned cm_online_cpus(void);
 void cm_random_seed(uintptr_t out[2]);
 
+/* xorshift64*: the next number of a per-thread generator whose state is
+ * *state, started from seed (odd) the first time. */
+static inline uint64_t cm_random_next(uint64_t *state, uint64_t seed)
+{
+    uint64_t x = *state ? *state : seed | 1;
+    x ^= x >> 12;
+    x ^= x << 25;
+    x ^= x >> 27;
+    *state = x;
+    return x * 0x2545F4914F6CDD1DULL;
+}
+
 /* ---- os.c: the only seam to the kernel (sbrk, mmap, madvise) ---- */
 #define CM_SEGMAP_SIZE ((size_t)1 << (CM_ADDR_BITS - CM_SEG_SHIFT))
 extern uint8_t cm_segmap[CM_SEGMAP_SIZE];
@@ -355,8 +367,9 @@ static inline void cm_ensure_init(void)
 
 /* ---- ext.c: the paths taken while a feature must see every block ----
  * Each entry point of api.c tests cm_hot.ext once: zero (the default, once
- * initialisation has run) keeps it on the fast paths; otherwise the call goes here, which adds hooks,
- * hardened-mode checks and Valgrind annotations around the core paths. */
+ * initialisation has run) keeps it on the fast paths; otherwise the call
+ * goes here, which adds hooks, hardened-mode checks and Valgrind
+ * annotations around the core paths. */
 enum cm_ext_bits {
     CM_EXT_HOOKS = 1,     /* hooks.c: at least one hook is installed */
     CM_EXT_HARDENED = 2,  /* hardened.c: hardened mode */
@@ -404,7 +417,6 @@ static inline bool cm_sample_skip(size_t n)
 bool cm_hooks_should_trace(size_t n, size_t *weight);
 size_t cm_hooks_weight(size_t n);
 void *cm_traced_alloc(size_t n, size_t align);
-bool cm_is_traced(const void *p);
 void cm_hooks_report(const struct cmalloc_event *ev);
 void cm_hooks_fork_prepare(void);
 void cm_hooks_fork_parent(void);
@@ -472,6 +484,16 @@ static inline void cm_valgrind_quiet(bool quiet)
 }
 #endif
 
+/* Clears the first n bytes of a block just handed out without alignment,
+ * for calloc. A fresh huge mapping is zero already: clearing it would only
+ * fault in pages the program may never touch. */
+static inline void cm_zero_new_block(void *p, size_t n)
+{
+    struct cm_segment *s = cm_segment_of(p);
+    if (s->kind != CM_SEG_HUGE || !s->zeroed)
+        __builtin_memset(p, 0, n);
+}
+
 /* ---- api.c: the core paths under the entry points ---- */
 void *cm_alloc_aligned(size_t align, size_t n);
 unsigned cm_aligned_class(size_t align, size_t n);
@@ -484,6 +506,8 @@ struct cm_block_info {
     unsigned cls;
 };
 struct cm_block_info cm_locate(const void *p);
+/* cm_locate, aborting with "fn(): invalid pointer" for anything but a block. */
+struct cm_block_info cm_locate_or_die(const char *fn, const void *p);
 _Noreturn void cm_invalid_pointer(const char *fn, const void *p);
 
 /* ---- stats.c ---- */
