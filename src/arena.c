@@ -156,18 +156,74 @@ static void shuffle_top(struct cm_tcache *tc, struct cm_tbin *tbin, unsigned n)
         cm_tbin_push(tc, tbin, b[i]);
 }
 
+/* Hands the blocks first..last (linked) of class cls to their arena from a
+ * thread of another arena, without its lock. */
+void cm_arena_push_remote(struct cm_arena *a, unsigned cls, struct cm_block *first,
+                          struct cm_block *last)
+{
+    struct cm_block *head = __atomic_load_n(&a->remote[cls], __ATOMIC_RELAXED);
+    do
+        last->next_enc = cm_link_encode(head);
+    while (!__atomic_compare_exchange_n(&a->remote[cls], &head, first, true, __ATOMIC_RELEASE,
+                                        __ATOMIC_RELAXED));
+    /* An arena without threads has nobody to refill from it, and so nobody
+     * to take the blocks back. */
+    if (__atomic_load_n(&a->nthreads, __ATOMIC_RELAXED) == 0) {
+        cm_lock(&a->lock);
+        cm_arena_collect_remote(a);
+        cm_unlock(&a->lock);
+    }
+}
+
+static struct cm_block *take_remote(struct cm_arena *a, unsigned cls)
+{
+    if (!__atomic_load_n(&a->remote[cls], __ATOMIC_RELAXED))
+        return NULL;
+    return __atomic_exchange_n(&a->remote[cls], NULL, __ATOMIC_ACQUIRE);
+}
+
+static void free_chain_locked(struct cm_arena *a, struct cm_block *b, unsigned cls)
+{
+    while (b) {
+        struct cm_block *next = cm_link_decode(b->next_enc);
+        cm_arena_free_locked(a, cm_segment_of(b), b, cls);
+        b = next;
+    }
+}
+
+/* Puts the blocks pushed by other arenas' threads back into their runs,
+ * with the lock held: before anything that must see the runs as they are
+ * (double-free checks, trimming, statistics). */
+void cm_arena_collect_remote(struct cm_arena *a)
+{
+    for (unsigned cls = 1; cls <= CM_NCLASSES; cls++)
+        free_chain_locked(a, take_remote(a, cls), cls);
+}
+
+/* Refills a cache bin with up to want blocks: first those that other
+ * threads gave back, which needs no lock unless there are more than the bin
+ * holds, then from the runs. */
 unsigned cm_arena_fill(struct cm_arena *a, unsigned cls, struct cm_tcache *tc,
                        struct cm_tbin *tbin, unsigned want)
 {
     unsigned got = 0;
-    cm_lock(&a->lock);
-    for (; got < want; got++) {
-        struct cm_block *b = bin_take(a, cls);
-        if (!b)
-            break;
+    struct cm_block *b = take_remote(a, cls);
+    for (; b && tbin->avail; got++) {
+        struct cm_block *next = cm_link_decode(b->next_enc);
         cm_tbin_push(tc, tbin, b);
+        b = next;
     }
-    cm_unlock(&a->lock);
+    if (b || !got) {
+        cm_lock(&a->lock);
+        free_chain_locked(a, b, cls);
+        for (; got < want; got++) {
+            struct cm_block *fresh = bin_take(a, cls);
+            if (!fresh)
+                break;
+            cm_tbin_push(tc, tbin, fresh);
+        }
+        cm_unlock(&a->lock);
+    }
     if (cm_unlikely(cm_hot.ext & CM_EXT_HARDENED))
         shuffle_top(tc, tbin, got);
     return got;
@@ -228,6 +284,7 @@ bool cm_arena_block_is_free(struct cm_arena *a, struct cm_segment *s, void *p, u
     struct cm_run *r = cm_run_of_block(s, p, cls);
     bool found = false;
     cm_lock(&a->lock);
+    cm_arena_collect_remote(a);
     if ((uintptr_t)p >= (uintptr_t)cm_run_base(r) + (uintptr_t)r->carved * c->size) {
         found = true;
     } else {
@@ -259,6 +316,7 @@ static size_t release_empty_runs(struct cm_arena *a)
 bool cm_arena_trim(struct cm_arena *a)
 {
     cm_lock(&a->lock);
+    cm_arena_collect_remote(a);
     size_t released = release_empty_runs(a) + cm_arena_release_segments(a);
     size_t purged = cm_arena_purge(a, 0);
     cm_unlock(&a->lock);

@@ -244,6 +244,9 @@ void cm_arena_free(struct cm_arena *a, struct cm_segment *s, void *p, unsigned c
 bool cm_arena_block_is_free(struct cm_arena *a, struct cm_segment *s, void *p,
                             unsigned cls);
 bool cm_arena_trim(struct cm_arena *a);
+void cm_arena_push_remote(struct cm_arena *a, unsigned cls, struct cm_block *first,
+                          struct cm_block *last);
+void cm_arena_collect_remote(struct cm_arena *a);
 bool cm_trim_all(void);
 
 /* ---- large.c: huge blocks, one mmap each ---- */
@@ -335,8 +338,9 @@ static inline void *cm_alloc(size_t n)
 }
 
 /* The free fast path: a push onto this thread's cache. Anything unusual
- * (NULL, not ours, a huge block, a full or disabled cache bin, a block that
- * already looks free) goes to cm_free_slow, which sorts it out. */
+ * (NULL, not ours, a huge block, a block of another arena, a full or
+ * disabled cache bin, a block that already looks free) goes to
+ * cm_free_slow, which sorts it out. */
 static inline void cm_free(void *p)
 {
     if (cm_likely(cm_segmap_kind((uintptr_t)p) == CM_SEG_HEAP)) {
@@ -345,7 +349,7 @@ static inline void cm_free(void *p)
         unsigned cls = s->page_cls[cm_page_index(p)];
         struct cm_tbin *bin = &tc->bins[cls];
         struct cm_block *b = p;
-        if (cm_likely(bin->avail != 0 && b->free_key != tc->free_key &&
+        if (cm_likely(bin->avail != 0 && s->arena == tc->arena && b->free_key != tc->free_key &&
                       cm_is_block_start((uintptr_t)p, cls))) {
             cm_tbin_push(tc, bin, b);
             return;

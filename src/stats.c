@@ -87,6 +87,8 @@ static void snapshot_arena(struct cm_arena *a, struct arena_snapshot *snap, bool
 {
     memset(snap, 0, sizeof *snap);
     bool locked = lock_arena(a, from_signal);
+    if (locked)
+        cm_arena_collect_remote(a);
     snap->traced = a == &cm_traced_arena;
     snap->exact = locked;
     snap->threads = LOAD(a->nthreads);
@@ -120,7 +122,8 @@ static void snapshot_arena(struct cm_arena *a, struct arena_snapshot *snap, bool
         size_t cached = quarantined[cls];
         if (locked) {
             for (const struct cm_tcache *tc = a->threads; tc; tc = tc->next)
-                cached += LOAD(tc->bins[cls].max) - LOAD(tc->bins[cls].avail);
+                cached += LOAD(tc->bins[cls].max) - LOAD(tc->bins[cls].avail) +
+                          LOAD(tc->remote_count[cls]);
         }
         c->runs = LOAD(bin->nruns);
         c->nmalloc = LOAD(bin->nmalloc);

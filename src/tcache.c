@@ -4,9 +4,15 @@
  *
  * The slow paths here refill an empty bin from the thread's arena, half a
  * bin at a time (a bin's capacity starts small and doubles each time it runs
- * dry, up to its class's), and flush half of a full bin back to the arenas that own the
- * blocks; a block freed by a thread other than its owner's simply travels in
- * that thread's cache until the flush returns it, under its arena's lock.
+ * dry, up to its class's), and flush half of a full bin back to the arena.
+ *
+ * Only blocks of the thread's own arena enter its bins. A block freed by a
+ * thread of another arena goes on that thread's remote list instead and
+ * returns to its arena in batches, without taking its lock: handing it
+ * out again in the freeing thread would put that thread's data next to
+ * blocks the allocating thread still uses, in the same cache lines (passive
+ * false sharing), and would leave the memory stranded in the arena of
+ * whichever thread happened to free it.
  *
  * A thread's cache goes back to the arenas when the thread exits (a pthread
  * key destructor). After that the thread is DEAD: every bin is disabled and
@@ -71,8 +77,63 @@ static void tcache_flush(struct cm_tcache *tc, struct cm_tbin *bin, unsigned cls
         cm_unlock(&locked->lock);
 }
 
+/* A batch is flushed at whichever limit comes first: enough blocks that the
+ * atomic push onto a line other threads write is rare, few enough bytes
+ * that memory does not pile up in a thread that frees what others
+ * allocate. */
+#define CM_REMOTE_MAX_BLOCKS 256
+#define CM_REMOTE_MAX_BYTES (64 * 1024)
+
+/* Hands the remote list to the arenas without their locks: one atomic push
+ * per arena and class (cm_arena_push_remote), so this thread never waits
+ * for an arena that its own threads keep busy. */
+static void remote_flush(struct cm_tcache *tc)
+{
+    struct cm_block *pending = tc->remote;
+    tc->remote = NULL;
+    tc->remote_blocks = tc->remote_bytes = 0;
+    __builtin_memset(tc->remote_count, 0, sizeof tc->remote_count);
+    while (pending) {
+        struct cm_arena *a = cm_segment_of(pending)->arena;
+        struct cm_block *first[CM_NCLASSES + 1] = {0}, *last[CM_NCLASSES + 1];
+        struct cm_block *others = NULL;
+        while (pending) {
+            struct cm_block *b = pending;
+            struct cm_segment *s = cm_segment_of(b);
+            pending = cm_link_decode(b->next_enc);
+            if (s->arena != a) {
+                b->next_enc = cm_link_encode(others);
+                others = b;
+                continue;
+            }
+            unsigned cls = s->page_cls[cm_page_index(b)];
+            if (!first[cls])
+                last[cls] = b;
+            b->next_enc = cm_link_encode(first[cls]);
+            first[cls] = b;
+        }
+        for (unsigned cls = 1; cls <= CM_NCLASSES; cls++) {
+            if (first[cls])
+                cm_arena_push_remote(a, cls, first[cls], last[cls]);
+        }
+        pending = others;
+    }
+}
+
+static void remote_push(struct cm_tcache *tc, struct cm_block *b, unsigned cls)
+{
+    b->next_enc = cm_link_encode(tc->remote);
+    b->free_key = tc->free_key;
+    tc->remote = b;
+    tc->remote_count[cls]++;
+    tc->remote_bytes += cm_classes[cls].size;
+    if (++tc->remote_blocks >= CM_REMOTE_MAX_BLOCKS || tc->remote_bytes >= CM_REMOTE_MAX_BYTES)
+        remote_flush(tc);
+}
+
 void cm_tcache_flush_all(struct cm_tcache *tc)
 {
+    remote_flush(tc);
     for (unsigned cls = 1; cls <= CM_NCLASSES; cls++)
         tcache_flush(tc, &tc->bins[cls], cls, cm_tbin_count(&tc->bins[cls]));
 }
@@ -114,14 +175,21 @@ static CM_COLD void double_free(const void *p, unsigned cls)
 }
 
 /* Whether p, a block start that carries the free key, is free: in this
- * thread's cache or in its run. The key alone may be a value the program
- * happened to store there. Blocks in other threads' caches are not seen. */
+ * thread's cache or remote list, or in its run. The key alone may be a value
+ * the program happened to store there. Blocks in other threads' caches are
+ * not seen. */
 bool cm_block_is_free(struct cm_tcache *tc, struct cm_segment *s, void *p, unsigned cls)
 {
     if (tc->state == CM_TC_ACTIVE) {
         struct cm_tbin *bin = &tc->bins[cls];
         uint32_t count = cm_tbin_count(bin), seen = 0;
         for (struct cm_block *b = bin->head; b && seen < count;
+             b = cm_link_decode(b->next_enc), seen++) {
+            if (b == p)
+                return true;
+        }
+        seen = 0;
+        for (struct cm_block *b = tc->remote; b && seen < tc->remote_blocks;
              b = cm_link_decode(b->next_enc), seen++) {
             if (b == p)
                 return true;
@@ -152,6 +220,11 @@ CM_NOINLINE void cm_free_slow(void *p)
     /* A traced block goes straight back to the traced arena: from a cache
      * it could be handed out again as an untraced one. */
     if (bin->max && s->kind != CM_SEG_TRACED) {
+        if (s->arena != tc->arena) {
+            remote_push(tc, p, cls);
+            errno = saved_errno;
+            return;
+        }
         if (bin->avail == 0)
             tcache_flush(tc, bin, cls, bin->max / 2 + 1);
         cm_tbin_push(tc, bin, p);

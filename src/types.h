@@ -114,8 +114,8 @@ struct cm_bin {
 struct cm_tcache;
 
 /* An arena: a pool of segments with its own lock. Threads are attached to an
- * arena and refill their caches from it; any thread may return blocks to any
- * arena under that arena's lock. */
+ * arena and refill their caches from it; threads of other arenas give its
+ * blocks back through the remote stacks, without the lock. */
 struct cm_arena {
     cm_lock_t lock;
     unsigned index;
@@ -132,6 +132,10 @@ struct cm_arena {
     uint64_t requested;                   /* by threads that left the arena */
     struct cm_run *free_runs[CM_MAX_ORDER + 1];
     struct cm_bin bins[CM_NCLASSES + 1];
+    /* Blocks that threads of other arenas freed, one lock-free stack per
+     * class (links encoded like free lists): a refill of the class takes
+     * them first. On cache lines of their own, as those threads write them. */
+    _Alignas(64) struct cm_block *remote[CM_NCLASSES + 1];
 };
 
 /* One thread-cache bin holding max - avail blocks. free() only needs to know
@@ -154,6 +158,12 @@ struct cm_tcache {
     struct cm_tbin bins[CM_NCLASSES + 1];
     uintptr_t link_secret;
     uintptr_t free_key;
+    /* Blocks this thread freed that belong to other arenas, on their way
+     * back in batches (see tcache.c); counted per class for the stats. */
+    struct cm_block *remote;
+    uint32_t remote_blocks;
+    uint32_t remote_bytes;
+    uint16_t remote_count[CM_NCLASSES + 1];
     uint64_t requested;                   /* bytes asked of malloc (stats) */
     struct cm_arena *arena;
     struct cm_tcache *next;               /* arena's thread list */
