@@ -27,8 +27,6 @@
 
 #define CM_MAX_ARENAS 256
 
-/* Thread-cache bins start with this capacity and grow as they are used. */
-#define CM_TCACHE_START 8
 
 #define CMALLOC_VERSION_TEXT "cmalloc " CMALLOC_VERSION_STRING
 
@@ -57,6 +55,7 @@ struct cm_class {
     uint32_t nblocks;       /* blocks in one run */
     uint8_t order;          /* run size: 2^order pages */
     uint32_t tcache_max;    /* thread-cache capacity; 0 = not cached */
+    uint32_t tcache_start;  /* capacity of a new thread's bin, which grows */
 };
 
 /* What free() needs to tell a block start of class cls from any other

@@ -11,6 +11,11 @@
 #define CM_TCACHE_BYTES (32 * 1024)
 #define CM_TCACHE_MIN 4
 #define CM_TCACHE_MAX 128
+/* A new thread's bins start small, so a thread that takes one big block
+ * does not hold (and touch) a second one: at most 8 blocks or 4 KiB, and
+ * at least 2, so that a refill takes one block. */
+#define CM_TCACHE_START_BLOCKS 8
+#define CM_TCACHE_START_BYTES 4096
 
 /* Until initialisation has decided which guards are on, every call takes
  * the ext paths, whose guards initialise cmalloc before the core hands out
@@ -79,6 +84,9 @@ void cm_sizeclass_init(void)
         if (cap > CM_TCACHE_MAX)
             cap = CM_TCACHE_MAX;
         c->tcache_max = size <= cm_opt.tcache_max_size ? (uint32_t)cap : 0;
+        size_t start = CM_TCACHE_START_BYTES / size;
+        start = start < 2 ? 2 : start > CM_TCACHE_START_BLOCKS ? CM_TCACHE_START_BLOCKS : start;
+        c->tcache_start = start < c->tcache_max ? (uint32_t)start : c->tcache_max;
         block_check_init(&cm_hot.check[cls], c);
     }
     /* Sizes 0..CM_LOOKUP_MAX by 16-byte step: the smallest class that fits.

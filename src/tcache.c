@@ -39,10 +39,8 @@ static void tcache_attach(struct cm_tcache *tc)
     cm_unlock(&a->lock);
     tc->link_secret = cm_hot.link_secret;
     tc->free_key = cm_hot.free_key;
-    for (unsigned cls = 1; cls <= CM_NCLASSES; cls++) {
-        uint32_t cap = cm_classes[cls].tcache_max;
-        tc->bins[cls].max = tc->bins[cls].avail = cap < CM_TCACHE_START ? cap : CM_TCACHE_START;
-    }
+    for (unsigned cls = 1; cls <= CM_NCLASSES; cls++)
+        tc->bins[cls].max = tc->bins[cls].avail = cm_classes[cls].tcache_start;
     tc->state = CM_TC_ACTIVE;
     /* May allocate (glibc grows its key table with calloc), which is fine
      * now that this cache works. */
