@@ -9,7 +9,8 @@
  * the front run, then never-used blocks carved from its end, so a new run
  * costs nothing until its pages are used. Blocks come back to the run they
  * were carved from; an empty run goes back to the page allocator unless it
- * is the only run its bin has left. */
+ * is the only run its bin has left and holds more than one block (keeping
+ * a one-block run would only keep the block away from other sizes). */
 #include <string.h>
 
 #include "internal.h"
@@ -265,7 +266,7 @@ void cm_arena_free_locked(struct cm_arena *a, struct cm_segment *s, void *p, uns
     a->bytes_out -= c->size;
     if (++r->nfree == 1)
         cm_list_insert(&bin->runs, r, false);
-    if (r->nfree == c->nblocks && r->next != r)
+    if (r->nfree == c->nblocks && (r->next != r || c->nblocks == 1))
         release_run(a, r);
 }
 

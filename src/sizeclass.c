@@ -2,14 +2,21 @@
  *
  * Classes are 16-byte steps up to 128 B, then four per doubling
  * (2^k + j * 2^(k-2), j = 1..4), which bounds internal waste at 25% and
- * matches cm_size_class()'s arithmetic. Each class gets the smallest run
- * (2^order pages, at least CM_MIN_RUN bytes) that wastes at most 1/8 of
- * itself, and a thread-cache capacity that shrinks as blocks grow. */
+ * matches cm_size_class()'s arithmetic. Each class below
+ * CM_SINGLE_BLOCK_MIN gets the smallest run (2^order pages, at least
+ * CM_MIN_RUN bytes) that wastes at most 1/8 of itself, and a thread-cache
+ * capacity of CM_TCACHE_BYTES (between 1 and 128 blocks). */
 #include "internal.h"
 
 #define CM_MIN_RUN (16 * 1024)
+/* Blocks of this size or more get a run each, the smallest that holds
+ * them: a freed one goes back to the buddy system at once, where it merges
+ * and can serve any other size, instead of waiting in a run of its class.
+ * Pages past the block's end are never touched, so the rounding costs
+ * address space, not memory. */
+#define CM_SINGLE_BLOCK_MIN (16 * 1024)
 #define CM_TCACHE_BYTES (32 * 1024)
-#define CM_TCACHE_MIN 4
+#define CM_TCACHE_MIN 1
 #define CM_TCACHE_MAX 128
 /* A new thread's bins start small, so a thread that takes one big block
  * does not hold (and touch) a second one: at most 8 blocks or 4 KiB, and
@@ -34,6 +41,12 @@ static size_t class_size_by_rule(unsigned cls)
 
 static unsigned choose_run_order(size_t size)
 {
+    if (size >= CM_SINGLE_BLOCK_MIN) {
+        unsigned order = 0;
+        while ((CM_PAGE_SIZE << order) < size)
+            order++;
+        return order;
+    }
     unsigned best = CM_MAX_ORDER;
     size_t best_waste_ratio_num = SIZE_MAX, best_run = 1;
     for (unsigned order = 0; order <= CM_MAX_ORDER; order++) {
