@@ -122,9 +122,20 @@ void *cm_core_realloc(void *p, size_t n)
     if (n > (size_t)PTRDIFF_MAX)
         return enomem();
     if (info.cls) {
-        if (n <= CM_MAX_CLASS_SIZE && cm_size_class(n) == info.cls)
-            return p;
-        return realloc_move(p, cm_classes[info.cls].size, n);
+        const struct cm_class *c = &cm_classes[info.cls];
+        if (n <= CM_MAX_CLASS_SIZE) {
+            unsigned cls = cm_size_class(n);
+            if (cls == info.cls)
+                return p;
+            /* A block alone in its run may take any size the run holds. */
+            const struct cm_class *target = &cm_classes[cls];
+            if (c->nblocks == 1 && target->nblocks == 1 && target->order == c->order &&
+                info.segment->kind == CM_SEG_HEAP) {
+                cm_arena_reclass(info.segment, p, info.cls, cls);
+                return p;
+            }
+        }
+        return realloc_move(p, c->size, n);
     }
     if (n > CM_MAX_CLASS_SIZE || n >= cm_opt.mmap_threshold)
         return cm_huge_realloc(info.segment, n);

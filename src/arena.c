@@ -277,6 +277,27 @@ void cm_arena_free(struct cm_arena *a, struct cm_segment *s, void *p, unsigned c
     cm_unlock(&a->lock);
 }
 
+/* Gives the one-block run holding p, a live block of class from, to class
+ * to, which has one-block runs of the same order: realloc within a run's
+ * pages without copying. Counted as a free of the old class and an
+ * allocation of the new one. */
+void cm_arena_reclass(struct cm_segment *s, void *p, unsigned from, unsigned to)
+{
+    struct cm_arena *a = s->arena;
+    struct cm_run *r = cm_run_of_block(s, p, from);
+    cm_lock(&a->lock);
+    r->cls = (uint8_t)to;
+    memset(&s->page_cls[cm_run_first_page(r)], (int)to, (size_t)1 << r->order);
+    a->bins[from].nruns--;
+    a->bins[from].nfree++;
+    a->bins[to].nruns++;
+    a->bins[to].nmalloc++;
+    a->bytes_out = a->bytes_out - cm_classes[from].size + cm_classes[to].size;
+    if (a->bytes_out > a->bytes_out_peak)
+        a->bytes_out_peak = a->bytes_out;
+    cm_unlock(&a->lock);
+}
+
 /* Whether p, which carries the free key, really is free in its run (or was
  * never handed out at all). Only called to confirm a suspected double free. */
 bool cm_arena_block_is_free(struct cm_arena *a, struct cm_segment *s, void *p, unsigned cls)

@@ -242,6 +242,7 @@ void cm_arena_free_locked(struct cm_arena *a, struct cm_segment *s, void *p,
 void cm_arena_free(struct cm_arena *a, struct cm_segment *s, void *p, unsigned cls);
 bool cm_arena_block_is_free(struct cm_arena *a, struct cm_segment *s, void *p,
                             unsigned cls);
+void cm_arena_reclass(struct cm_segment *s, void *p, unsigned from, unsigned to);
 bool cm_arena_trim(struct cm_arena *a);
 void cm_arena_push_remote(struct cm_arena *a, unsigned cls, struct cm_block *first,
                           struct cm_block *last);

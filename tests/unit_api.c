@@ -1521,6 +1521,44 @@ static struct remote_job *run_remote_job(enum remote_misuse misuse)
     return &job;
 }
 
+START_TEST(test_realloc_within_run)
+{
+    /* Blocks of 16 KiB and more have a run each: realloc to any size the
+     * run's pages hold keeps the block where it is, both ways, and the
+     * accounting follows it. */
+    size_t before = heap_in_use(), mid;
+    unsigned char *p = malloc(tu_opaque(40 * KiB)), *q;
+    size_t i;
+    ck_assert_ptr_nonnull(p);
+    for (i = 0; i < 40 * KiB; i++)
+        p[i] = (unsigned char)(i * 7);
+    q = realloc(p, tu_opaque(60 * KiB));
+    ck_assert_ptr_nonnull(q);
+    if (!quarantine_on())
+        ck_assert_ptr_eq(q, p);
+    ck_assert_uint_ge(malloc_usable_size(q), 60 * KiB);
+    for (i = 0; i < 40 * KiB; i++)
+        ck_assert_uint_eq(q[i], (unsigned char)(i * 7));
+    memset(q + 40 * KiB, 0xee, 20 * KiB);
+    mid = heap_in_use();
+    ck_assert_msg(mid >= before + 60 * KiB, "in use %zu -> %zu", before, mid);
+    p = realloc(q, tu_opaque(33 * KiB));
+    ck_assert_ptr_nonnull(p);
+    if (!quarantine_on())
+        ck_assert_ptr_eq(p, q);
+    for (i = 0; i < 33 * KiB; i++)
+        ck_assert_uint_eq(p[i], (unsigned char)(i * 7));
+    q = realloc(p, tu_opaque(100 * KiB)); /* a larger run: moves */
+    ck_assert_ptr_nonnull(q);
+    for (i = 0; i < 33 * KiB; i++)
+        ck_assert_uint_eq(q[i], (unsigned char)(i * 7));
+    free(q);
+    if (!quarantine_on())
+        ck_assert_msg(heap_in_use() <= before + 4 * KiB,
+                      "in use %zu after all was freed (was %zu)", heap_in_use(), before);
+}
+END_TEST
+
 START_TEST(test_remote_free_goes_home)
 {
     struct remote_job *job = run_remote_job(REMOTE_NO_MISUSE);
@@ -1662,6 +1700,7 @@ static Suite *api_suite(void)
     tcase_add_test(tc, test_owns_freed);
     tcase_add_test(tc, test_owns_freed_other_thread);
     tcase_add_test(tc, test_version);
+    tcase_add_test(tc, test_realloc_within_run);
 
     tc = new_tcase(s, "remote-free");
     tcase_add_test(tc, test_remote_free_goes_home);
