@@ -223,6 +223,25 @@ void cm_run_release(struct cm_arena *a, struct cm_run *r)
         purge_idle(a, now);
 }
 
+/* Purges the dirty free run r together with the dirty free runs that
+ * follow it in its segment, which buddies of other sizes keep apart: one
+ * madvise for the whole stretch. Returns the pages purged. */
+static size_t purge_stretch(struct cm_arena *a, struct cm_run *r)
+{
+    struct cm_segment *s = cm_run_segment(r);
+    size_t first = cm_run_first_page(r), end = first;
+    while (end < CM_SEG_PAGES && s->runs[end].state == CM_RUN_FREE && s->runs[end].dirty) {
+        struct cm_run *q = &s->runs[end];
+        free_list_take(a, q);
+        q->dirty = 0;
+        end += (size_t)1 << q->order;
+    }
+    cm_os_purge((char *)s + (first << CM_PAGE_SHIFT), (end - first) << CM_PAGE_SHIFT);
+    for (size_t page = first; page < end; page += (size_t)1 << s->runs[page].order)
+        free_list_add(a, &s->runs[page]);
+    return end - first;
+}
+
 /* Returns dirty free pages to the OS, largest runs first, until at most
  * keep_pages remain dirty. Returns the number of pages purged. */
 size_t cm_arena_purge(struct cm_arena *a, size_t keep_pages)
@@ -230,13 +249,8 @@ size_t cm_arena_purge(struct cm_arena *a, size_t keep_pages)
     size_t purged = 0;
     for (int o = CM_MAX_ORDER; o >= 0 && a->dirty_pages > keep_pages; o--) {
         struct cm_run *r;
-        while (a->dirty_pages > keep_pages && (r = a->free_runs[o]) && r->dirty) {
-            free_list_take(a, r);
-            cm_os_purge(cm_run_base(r), CM_PAGE_SIZE << o);
-            r->dirty = 0;
-            free_list_add(a, r);
-            purged += (size_t)1 << o;
-        }
+        while (a->dirty_pages > keep_pages && (r = a->free_runs[o]) && r->dirty)
+            purged += purge_stretch(a, r);
     }
     return purged;
 }

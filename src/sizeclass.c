@@ -8,7 +8,7 @@
  * capacity of CM_TCACHE_BYTES (between 1 and 128 blocks). */
 #include "internal.h"
 
-#define CM_MIN_RUN (16 * 1024)
+#define CM_MIN_RUN (4 * 1024)
 /* Blocks of this size or more get a run each, the smallest that holds
  * them: a freed one goes back to the buddy system at once, where it merges
  * and can serve any other size, instead of waiting in a run of its class.
