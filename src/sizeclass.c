@@ -15,7 +15,7 @@
  * Pages past the block's end are never touched, so the rounding costs
  * address space, not memory. */
 #define CM_SINGLE_BLOCK_MIN (16 * 1024)
-#define CM_TCACHE_BYTES (32 * 1024)
+#define CM_TCACHE_BYTES (16 * 1024)
 #define CM_TCACHE_MIN 1
 #define CM_TCACHE_MAX 128
 /* A new thread's bins start small, so a thread that takes one big block
