@@ -27,7 +27,6 @@
 
 #define CM_MAX_ARENAS 256
 
-
 #define CMALLOC_VERSION_TEXT "cmalloc " CMALLOC_VERSION_STRING
 
 /* ---- options.c: settings, from the environment and mallopt ---- */
