@@ -176,23 +176,23 @@ static CM_COLD void double_free(const void *p, unsigned cls)
  * thread's cache or remote list, or in its run. The key alone may be a value
  * the program happened to store there. Blocks in other threads' caches are
  * not seen. */
+static bool chain_holds(const struct cm_block *head, uint32_t count, const void *p)
+{
+    uint32_t seen = 0;
+    for (const struct cm_block *b = head; b && seen < count;
+         b = cm_link_decode(b->next_enc), seen++) {
+        if (b == p)
+            return true;
+    }
+    return false;
+}
+
 bool cm_block_is_free(struct cm_tcache *tc, struct cm_segment *s, void *p, unsigned cls)
 {
-    if (tc->state == CM_TC_ACTIVE) {
-        struct cm_tbin *bin = &tc->bins[cls];
-        uint32_t count = cm_tbin_count(bin), seen = 0;
-        for (struct cm_block *b = bin->head; b && seen < count;
-             b = cm_link_decode(b->next_enc), seen++) {
-            if (b == p)
-                return true;
-        }
-        seen = 0;
-        for (struct cm_block *b = tc->remote; b && seen < tc->remote_blocks;
-             b = cm_link_decode(b->next_enc), seen++) {
-            if (b == p)
-                return true;
-        }
-    }
+    if (tc->state == CM_TC_ACTIVE &&
+        (chain_holds(tc->bins[cls].head, cm_tbin_count(&tc->bins[cls]), p) ||
+         chain_holds(tc->remote, tc->remote_blocks, p)))
+        return true;
     return cm_arena_block_is_free(s->arena, s, p, cls);
 }
 
@@ -217,17 +217,14 @@ CM_NOINLINE void cm_free_slow(void *p)
     struct cm_tbin *bin = &tc->bins[cls];
     /* A traced block goes straight back to the traced arena: from a cache
      * it could be handed out again as an untraced one. */
-    if (bin->max && s->kind != CM_SEG_TRACED) {
-        if (s->arena != tc->arena) {
-            remote_push(tc, p, cls);
-            errno = saved_errno;
-            return;
-        }
+    if (!bin->max || s->kind == CM_SEG_TRACED) {
+        cm_arena_free(s->arena, s, p, cls);
+    } else if (s->arena != tc->arena) {
+        remote_push(tc, p, cls);
+    } else {
         if (bin->avail == 0)
             tcache_flush(tc, bin, cls, bin->max / 2 + 1);
         cm_tbin_push(tc, bin, p);
-    } else {
-        cm_arena_free(s->arena, s, p, cls);
     }
     errno = saved_errno;
 }
