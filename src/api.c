@@ -33,13 +33,13 @@ struct cm_block_info cm_locate(const void *p)
 {
     struct cm_block_info info = {NULL, 0};
     uintptr_t addr = (uintptr_t)p;
-    unsigned kind = cm_segmap_kind(addr);
-    if (!kind) {
+    unsigned tag = cm_segmap_tag(addr);
+    if (!tag) {
         info.segment = cm_huge_find_aligned(p);
         return info;
     }
     struct cm_segment *s = cm_segment_of(p);
-    if (kind == CM_SEG_HUGE) {
+    if (tag == CM_TAG_HUGE) {
         if (addr == (uintptr_t)s + s->block_offset)
             info.segment = s;
         return info;
@@ -70,19 +70,15 @@ size_t cm_core_usable(const void *p)
     return usable_size(cm_locate_or_die("malloc_usable_size", p));
 }
 
+/* malloc and free reach the features through their slow paths only: the
+ * countdown and the thread's tag send them there (tcache.c). */
 CM_EXPORT void *malloc(size_t n)
 {
-    if (cm_unlikely(cm_hot.ext))
-        return cm_ext_alloc(n, 0, CMALLOC_FN_MALLOC);
     return cm_alloc(n);
 }
 
 CM_EXPORT void free(void *p)
 {
-    if (cm_unlikely(cm_hot.ext)) {
-        cm_ext_free(p, CMALLOC_FN_FREE);
-        return;
-    }
     cm_free(p);
 }
 
@@ -101,7 +97,8 @@ CM_EXPORT void *calloc(size_t count, size_t size)
 
 static void *realloc_move(void *p, size_t old_usable, size_t n)
 {
-    void *q = cm_alloc(n);
+    cm_count_request(n);
+    void *q = cm_cache_alloc(n);
     if (!q)
         return NULL;
     memcpy(q, p, old_usable < n ? old_usable : n);
@@ -129,8 +126,7 @@ void *cm_core_realloc(void *p, size_t n)
                 return p;
             /* A block alone in its run may take any size the run holds. */
             const struct cm_class *target = &cm_classes[cls];
-            if (c->nblocks == 1 && target->nblocks == 1 && target->order == c->order &&
-                info.segment->kind == CM_SEG_HEAP) {
+            if (c->nblocks == 1 && target->nblocks == 1 && target->order == c->order) {
                 cm_arena_reclass(info.segment, p, info.cls, cls);
                 return p;
             }
@@ -174,15 +170,15 @@ unsigned cm_aligned_class(size_t align, size_t n)
     return 0;
 }
 
-/* align is a power of two. */
+/* align is a power of two. Not counted in the statistics: callers do. */
 void *cm_alloc_aligned(size_t align, size_t n)
 {
     if (align <= CM_ALIGNMENT)
-        return cm_alloc(n);
+        return cm_cache_alloc(n);
     cm_ensure_init();
     unsigned cls = cm_aligned_class(align, n);
     if (cls)
-        return cm_alloc(cm_classes[cls].size);
+        return cm_cache_alloc(cm_classes[cls].size);
     return cm_huge_alloc(n, align);
 }
 
@@ -205,6 +201,7 @@ static void *cm_memalign(size_t align, size_t n)
         return enomem();
     if (cm_unlikely(cm_hot.ext))
         return cm_ext_alloc(n, align, CMALLOC_FN_MEMALIGN);
+    cm_count_request(n);
     return cm_alloc_aligned(align, n);
 }
 

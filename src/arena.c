@@ -22,7 +22,7 @@ static struct cm_arena arena0;
 static void arena_init(struct cm_arena *a, unsigned index)
 {
     a->index = index;
-    a->seg_kind = CM_SEG_HEAP;
+    a->tag = (uint8_t)(index + 1);
     cm_arenas[index] = a;
     __atomic_store_n(&cm_narenas, index + 1, __ATOMIC_RELEASE);
 }
@@ -140,21 +140,17 @@ static struct cm_block *bin_take(struct cm_arena *a, unsigned cls)
  * are at most half of the largest cache bin. */
 #define CM_SHUFFLE_MAX 64
 
-static void shuffle_top(struct cm_tcache *tc, struct cm_tbin *tbin, unsigned n)
+static void shuffle_top(struct cm_tcache *tc, unsigned cls, unsigned n)
 {
-    struct cm_block *b[CM_SHUFFLE_MAX];
+    void **b = tc->head[cls];
     if (n > CM_SHUFFLE_MAX)
         n = CM_SHUFFLE_MAX;
-    for (unsigned i = 0; i < n; i++)
-        b[i] = cm_tbin_pop(tc, tbin);
     for (unsigned i = n; i > 1; i--) {
         unsigned j = (unsigned)(cm_guard_random() % i);
-        struct cm_block *t = b[i - 1];
+        void *t = b[i - 1];
         b[i - 1] = b[j];
         b[j] = t;
     }
-    for (unsigned i = 0; i < n; i++)
-        cm_tbin_push(tc, tbin, b[i]);
 }
 
 /* Hands the blocks first..last (linked) of class cls to their arena from a
@@ -204,14 +200,13 @@ void cm_arena_collect_remote(struct cm_arena *a)
 /* Refills a cache bin with up to want blocks: first those that other
  * threads gave back, which needs no lock unless there are more than the bin
  * holds, then from the runs. */
-unsigned cm_arena_fill(struct cm_arena *a, unsigned cls, struct cm_tcache *tc,
-                       struct cm_tbin *tbin, unsigned want)
+unsigned cm_arena_fill(struct cm_arena *a, unsigned cls, struct cm_tcache *tc, unsigned want)
 {
     unsigned got = 0;
     struct cm_block *b = take_remote(a, cls);
-    for (; b && tbin->avail; got++) {
+    for (; b && !cm_tbin_is_full(tc, cls); got++) {
         struct cm_block *next = cm_link_decode(b->next_enc);
-        cm_tbin_push(tc, tbin, b);
+        cm_tbin_push(tc, cls, b);
         b = next;
     }
     if (b || !got) {
@@ -221,12 +216,12 @@ unsigned cm_arena_fill(struct cm_arena *a, unsigned cls, struct cm_tcache *tc,
             struct cm_block *fresh = bin_take(a, cls);
             if (!fresh)
                 break;
-            cm_tbin_push(tc, tbin, fresh);
+            cm_tbin_push(tc, cls, fresh);
         }
         cm_unlock(&a->lock);
     }
     if (cm_unlikely(cm_hot.ext & CM_EXT_HARDENED))
-        shuffle_top(tc, tbin, got);
+        shuffle_top(tc, cls, got);
     return got;
 }
 

@@ -17,7 +17,7 @@
 
 static bool block_is_traced(struct cm_block_info info)
 {
-    return info.cls ? info.segment->kind == CM_SEG_TRACED : info.segment->traced;
+    return info.cls ? info.segment->arena == &cm_traced_arena : info.segment->traced;
 }
 
 static size_t usable(void *p, unsigned ext)
@@ -35,6 +35,8 @@ static void *alloc_block(size_t n, size_t align, bool traced, bool zero, unsigne
         errno = ENOMEM;
         return NULL;
     }
+    if (!traced)
+        cm_count_request(n);
     void *p = traced ? cm_traced_alloc(request, align) : cm_alloc_aligned(align, request);
     if (!p)
         return NULL;
@@ -49,7 +51,7 @@ static inline void free_block(void *p, unsigned ext)
 {
     if ((ext & CM_EXT_GUARDS) && !cm_guard_before_free(p))
         return;
-    cm_free(p);
+    cm_core_free(p);
 }
 
 static void report(enum cmalloc_event_type type, enum cmalloc_function fn, void *p,
@@ -83,8 +85,10 @@ static CM_NOINLINE void *alloc_reported(size_t n, size_t align, enum cmalloc_fun
 void *cm_ext_alloc(size_t n, size_t align, enum cmalloc_function fn)
 {
     unsigned ext = __atomic_load_n(&cm_hot.ext, __ATOMIC_RELAXED);
-    if (cm_likely(ext == CM_EXT_HOOKS && !align && fn != CMALLOC_FN_CALLOC) && cm_sample_skip(n))
-        return cm_alloc(n);
+    if (cm_likely(ext == CM_EXT_HOOKS && !align && fn != CMALLOC_FN_CALLOC) && cm_sample_skip(n)) {
+        cm_count_request(n);
+        return cm_cache_alloc(n);
+    }
     return alloc_reported(n, align, fn, ext);
 }
 
@@ -106,8 +110,9 @@ static CM_NOINLINE void free_reported(void *p, enum cmalloc_function fn, unsigne
 void cm_ext_free(void *p, enum cmalloc_function fn)
 {
     unsigned ext = __atomic_load_n(&cm_hot.ext, __ATOMIC_RELAXED);
-    if (cm_likely(!(ext & CM_EXT_GUARDS) && cm_segmap_kind((uintptr_t)p) == CM_SEG_HEAP)) {
-        cm_free(p);
+    unsigned tag = cm_segmap_tag((uintptr_t)p);
+    if (cm_likely(!(ext & CM_EXT_GUARDS) && cm_tag_is_heap(tag) && tag < CM_TAG_EXTRA_FIRST)) {
+        cm_core_free(p);
         return;
     }
     free_reported(p, fn, ext);

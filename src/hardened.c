@@ -97,8 +97,7 @@ static struct block block_at(void *p, struct cm_block_info info)
  * checked when it was given back. Cheaper than cm_locate, which checks. */
 static struct cm_block_info known_block(const void *p)
 {
-    unsigned kind = cm_segmap_kind((uintptr_t)p);
-    if (kind != CM_SEG_HEAP && kind != CM_SEG_TRACED)
+    if (!cm_tag_is_heap(cm_segmap_tag((uintptr_t)p)))
         return cm_locate(p);
     struct cm_segment *s = cm_segment_of(p);
     return (struct cm_block_info){s, s->page_cls[cm_page_index(p)]};
@@ -117,7 +116,10 @@ void cm_guard_init(void)
     pattern = (unsigned char)(seed[1] % 255 + 1);
     unsigned bits = 0;
     if (cm_valgrind_running()) {
+        /* A cache bin keeps the pointers of blocks it handed out in its
+         * slots, where memcheck's leak check would find them. */
         bits = CM_EXT_VALGRIND;
+        cm_opt.tcache_max_size = 0;
     } else if (cm_opt.hardened) {
         bits = CM_EXT_HARDENED;
         memset(pattern_page, pattern, sizeof pattern_page);
@@ -245,7 +247,7 @@ static void release(const struct quarantined *q, unsigned ext)
         cm_valgrind_quiet(false);
         cm_valgrind_defined(b.p, sizeof(struct cm_block));
     }
-    cm_free(b.p);
+    cm_core_free(b.p);
 }
 
 /* Queues a freed block, releasing the oldest ones for room. */

@@ -34,7 +34,7 @@ static cm_lock_t hooks_lock;
 unsigned cm_sample_generation = 1;
 __thread struct cm_sampler cm_sampler_tls __attribute__((tls_model("initial-exec")));
 
-struct cm_arena cm_traced_arena = {.seg_kind = CM_SEG_TRACED, .index = CM_MAX_ARENAS};
+struct cm_arena cm_traced_arena = {.tag = CM_TAG_EXTRA_FIRST, .index = CM_MAX_ARENAS};
 
 /* ---- sampling ---- */
 
@@ -125,9 +125,7 @@ bool cm_hooks_should_trace(size_t n, size_t *weight)
 void *cm_traced_alloc(size_t n, size_t align)
 {
     cm_ensure_init();
-#if CMALLOC_STATS
-    cm_tls.requested += n;
-#endif
+    cm_count_request(n);
     unsigned cls = 0;
     if (n <= CM_MAX_CLASS_SIZE && n < cm_opt.mmap_threshold)
         cls = align > CM_ALIGNMENT ? cm_aligned_class(align, n) : cm_size_class(n);
@@ -206,8 +204,10 @@ CM_EXPORT int cmalloc_hook_install(cmalloc_hook_fn fn, void *arg, size_t interva
         }
         __atomic_store_n(&free_slot->arg, arg, __ATOMIC_RELAXED);
         __atomic_store_n(&free_slot->fn, fn, __ATOMIC_SEQ_CST);
-        if (nhooks++ == 0)
+        if (nhooks++ == 0) {
             set_hooks_bit(true);
+            cm_tcache_countdown_all(0);
+        }
     }
     cm_unlock(&hooks_lock);
     return err;

@@ -79,9 +79,9 @@ void cm_init_slow(void)
         cm_hot.free_key = seed[1];
         if (cm_opt.arena_max == 0)
             cm_opt.arena_max = cm_online_cpus();
+        cm_guard_init();
         cm_sizeclass_init();
         cm_arena_boot();
-        cm_guard_init();
         __atomic_store_n(&cm_initialized, 1, __ATOMIC_RELEASE);
     }
     cm_unlock(&cm_global_lock);
@@ -132,15 +132,19 @@ static void fork_child(void)
  * there, and give this thread's cache the capacities they imply. */
 static void reread_options(void)
 {
+    size_t tcache = cm_opt.tcache_max_size;
     cm_options_read();
+    if (cm_hot.ext & CM_EXT_VALGRIND)
+        cm_opt.tcache_max_size = tcache;
     cm_sizeclass_init();
     if (cm_tls.state == CM_TC_ACTIVE) {
         for (unsigned cls = 1; cls <= CM_NCLASSES; cls++) {
-            struct cm_tbin *bin = &cm_tls.bins[cls];
-            uint32_t count = cm_tbin_count(bin), cap = cm_classes[cls].tcache_max;
-            uint32_t max = cap < bin->max ? cap : bin->max;
-            bin->max = count > max ? count : max;
-            bin->avail = bin->max - count;
+            if (!cm_tls.head[cls])
+                continue;
+            uint32_t count = cm_tbin_count(&cm_tls, cls), cap = cm_classes[cls].tcache_max;
+            uint32_t now = cm_tbin_capacity(&cm_tls, cls);
+            uint32_t max = cap < now ? cap : now;
+            cm_tcache_set_capacity(&cm_tls, cls, count > max ? count : max);
         }
     }
 }

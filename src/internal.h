@@ -25,7 +25,9 @@
 #define CM_COLD __attribute__((cold, noinline))
 #define CM_EXPORT __attribute__((visibility("default")))
 
-#define CM_MAX_ARENAS 256
+/* Core arenas' tags (types.h) stay below the features' tags. */
+#define CM_MAX_ARENAS 224
+_Static_assert(CM_MAX_ARENAS < CM_TAG_EXTRA_FIRST, "arena tags overlap the features' tags");
 
 #define CMALLOC_VERSION_TEXT "cmalloc " CMALLOC_VERSION_STRING
 
@@ -55,24 +57,33 @@ struct cm_class {
     uint8_t order;          /* run size: 2^order pages */
     uint32_t tcache_max;    /* thread-cache capacity; 0 = not cached */
     uint32_t tcache_start;  /* capacity of a new thread's bin, which grows */
+    /* The class's region of the slot array: the most it could cache under
+     * any option, so the layout never changes. */
+    uint16_t slot_first;
+    uint16_t slot_count;
 };
 
-/* What free() needs to tell a block start of class cls from any other
- * address in a run of that class (see cm_is_block_start). */
-struct cm_block_check {
-    uint32_t run_mask;   /* run size - 1: runs are aligned to their size */
-    uint32_t inverse;    /* inverse of the size's odd part, mod 2^32 */
-    uint32_t shift;      /* the size's power of two */
-    uint32_t last;       /* index of the run's last block */
-};
+/* Read on every malloc and free: one base address for all of it. free()
+ * tells a block start of class cls from any other address in a run of that
+ * class with one multiply (cm_is_block_start); the segment map comes last,
+ * as it is 32 MiB of address space of which only the pages for granules we
+ * use are ever touched. */
+#define CM_SEGMAP_SIZE ((size_t)1 << (CM_ADDR_BITS - CM_SEG_SHIFT))
 
-/* Read on every malloc and free: keep them together. */
 struct cm_hot {
-    struct cm_block_check check[CM_NCLASSES + 1];
+    uint64_t div_magic[CM_NCLASSES + 1];
+    uint64_t div_limit[CM_NCLASSES + 1];
+    uint32_t run_mask[CM_NCLASSES + 1];   /* run size - 1: runs are aligned to their size */
     uintptr_t link_secret;  /* XORed into free-list links */
     uintptr_t free_key;     /* stored in every free block */
     uint8_t ext;            /* enum cm_ext_bits: features on the ext paths */
-    uint8_t class_of_small[CM_LOOKUP_MAX / CM_ALIGNMENT + 1];
+    /* Class of a request of n bytes, n <= CM_LOOKUP_MAX; 0 for n = 0,
+     * whose bin is always disabled (see cm_alloc_slow). */
+    uint8_t class_of[CM_LOOKUP_MAX + 1];
+    /* Class of n bytes, CM_LOOKUP_MAX < n <= CM_LOOKUP2_MAX, by
+     * (n + 255) >> CM_LOOKUP2_SHIFT. */
+    uint8_t class_of_medium[(CM_LOOKUP2_MAX >> CM_LOOKUP2_SHIFT) + 1];
+    _Alignas(4096) uint8_t segmap[CM_SEGMAP_SIZE];
 };
 
 extern struct cm_hot cm_hot;
@@ -82,24 +93,25 @@ void cm_sizeclass_init(void);
 static inline unsigned cm_size_class(size_t n)
 {
     if (cm_likely(n <= CM_LOOKUP_MAX))
-        return cm_hot.class_of_small[(n + CM_ALIGNMENT - 1) / CM_ALIGNMENT];
+        return n ? cm_hot.class_of[n] : 1;
+    if (n <= CM_LOOKUP2_MAX)
+        return cm_hot.class_of_medium[(n + (1u << CM_LOOKUP2_SHIFT) - 1) >> CM_LOOKUP2_SHIFT];
     size_t m = n - 1;
     unsigned k = 63 - (unsigned)__builtin_clzl(m);
     return CM_TINY_CLASSES + 1 + (k - 7) * 4 + (unsigned)((m >> (k - 2)) & 3);
 }
 
 /* Whether addr, which lies in a run of class cls, is the start of one of
- * the run's blocks. x = offset in the run; with size = odd << shift,
- * rotating x * inverse(odd) right by shift gives x / size exactly when size
- * divides x, and a value above 2^32 / size otherwise (Hacker's Delight,
- * 10-17), so one comparison with the last block's index checks both the
- * alignment and the range. */
+ * the run's blocks. With x the offset in the run, d the class size and
+ * c = floor(2^64 / d) + 1 = (2^64 + e) / d, x = k d + r gives
+ * x c = k e + r c (mod 2^64): k e <= last e when r = 0, and at least c,
+ * which is larger, when r > 0 (runs of at most 2 MiB keep both from
+ * wrapping). So one compare checks both the alignment and the range
+ * (Lemire, Kaser and Kurz, "Faster remainder by direct computation"). */
 static inline bool cm_is_block_start(uintptr_t addr, unsigned cls)
 {
-    const struct cm_block_check *c = &cm_hot.check[cls];
-    uint32_t q = ((uint32_t)addr & c->run_mask) * c->inverse;
-    q = (q >> c->shift) | (q << ((32 - c->shift) & 31));
-    return q <= c->last;
+    uint64_t x = (uint32_t)addr & cm_hot.run_mask[cls];
+    return x * cm_hot.div_magic[cls] <= cm_hot.div_limit[cls];
 }
 
 /* ---- libc.c: the only seam to libc that may run inside malloc ---- */
@@ -126,8 +138,6 @@ static inline uint64_t cm_random_next(uint64_t *state, uint64_t seed)
 }
 
 /* ---- os.c: the only seam to the kernel (sbrk, mmap, madvise) ---- */
-#define CM_SEGMAP_SIZE ((size_t)1 << (CM_ADDR_BITS - CM_SEG_SHIFT))
-extern uint8_t cm_segmap[CM_SEGMAP_SIZE];
 extern cm_lock_t cm_heap_lock;
 
 void *cm_os_map(size_t size);
@@ -145,17 +155,24 @@ struct cm_os_stats {
     uint64_t mapped, unmapped, purged;  /* bytes ever */
 };
 void cm_os_stats_get(struct cm_os_stats *out);
-void cm_segmap_set(const void *seg, enum cm_seg_kind kind);
+void cm_segmap_set(const void *seg, uint8_t tag);
 void cm_segmap_clear(const void *seg);
 
-/* The kind of segment (enum cm_seg_kind) whose header starts at addr's 4 MiB
- * granule, or 0. One byte per granule keeps the test to a shift and a load. */
-static inline unsigned cm_segmap_kind(uintptr_t addr)
+/* The owner tag (types.h) of the segment whose header starts at addr's
+ * 4 MiB granule, or 0. One byte per granule keeps the test to a shift and
+ * a load. */
+static inline unsigned cm_segmap_tag(uintptr_t addr)
 {
     uintptr_t g = addr >> CM_SEG_SHIFT;
     if (cm_unlikely(g >= CM_SEGMAP_SIZE))
         return 0;
-    return __atomic_load_n(&cm_segmap[g], __ATOMIC_RELAXED);
+    return __atomic_load_n(&cm_hot.segmap[g], __ATOMIC_RELAXED);
+}
+
+/* Tags of heap segments, of core arenas or of the features' arenas. */
+static inline bool cm_tag_is_heap(unsigned tag)
+{
+    return tag != 0 && tag != CM_TAG_HUGE;
 }
 
 static inline struct cm_segment *cm_segment_of(const void *p)
@@ -233,8 +250,7 @@ extern unsigned cm_narenas;
 
 void cm_arena_boot(void);
 struct cm_arena *cm_arena_choose(void);
-unsigned cm_arena_fill(struct cm_arena *a, unsigned cls, struct cm_tcache *tc,
-                       struct cm_tbin *bin, unsigned want);
+unsigned cm_arena_fill(struct cm_arena *a, unsigned cls, struct cm_tcache *tc, unsigned want);
 void *cm_arena_alloc(struct cm_arena *a, unsigned cls);
 void cm_arena_free_locked(struct cm_arena *a, struct cm_segment *s, void *p,
                           unsigned cls);
@@ -265,15 +281,22 @@ void cm_huge_stats_get(struct cm_huge_stats *out);
 
 /* ---- tcache.c: the per-thread cache ---- */
 extern __thread struct cm_tcache cm_tls __attribute__((tls_model("initial-exec")));
+extern __thread void *cm_tls_slots[CM_TCACHE_SLOTS] __attribute__((tls_model("initial-exec")));
 
 struct cm_tcache *cm_tcache_get(void);
+void *cm_alloc_crossed(size_t n);
 void *cm_alloc_slow(size_t n);
 void cm_free_slow(void *p);
+void cm_core_free(void *p);
 void cm_tcache_flush_all(struct cm_tcache *tc);
 void cm_tcache_thread_exit(void *arg);
 void cm_tcache_after_fork_child(void);
 void cm_tcache_register_exit(struct cm_tcache *tc);
+void cm_tcache_set_capacity(struct cm_tcache *tc, unsigned cls, uint32_t cap);
 bool cm_block_is_free(struct cm_tcache *tc, struct cm_segment *s, void *p, unsigned cls);
+void cm_count_request(size_t n);
+void cm_tcache_countdown_all(uint64_t bytes);
+uint64_t cm_tcache_requested(const struct cm_tcache *tc);
 
 static inline struct cm_block *cm_link_decode(uintptr_t enc)
 {
@@ -285,72 +308,130 @@ static inline uintptr_t cm_link_encode(const struct cm_block *b)
     return (uintptr_t)b ^ cm_hot.link_secret;
 }
 
-static inline uint32_t cm_tbin_count(const struct cm_tbin *bin)
+/* A bin's region of the slot array, and how many blocks it holds: the
+ * head, full and empty marks are only low bits, so positions are
+ * recomputed from the region (see types.h). */
+static inline void **cm_tbin_top(unsigned cls)
 {
-    return bin->max - bin->avail;
+    return &cm_tls_slots[cm_classes[cls].slot_first + cm_classes[cls].slot_count];
 }
 
-static inline void cm_tbin_push(struct cm_tcache *tc, struct cm_tbin *bin, struct cm_block *b)
+static inline uint32_t cm_tbin_count(const struct cm_tcache *tc, unsigned cls)
 {
-    /* The head store sits between the two block stores on purpose: gcc
-     * would otherwise pack them into SSE moves that cost more than two
-     * plain stores. */
-    b->next_enc = (uintptr_t)bin->head ^ tc->link_secret;
-    bin->head = b;
+    return (uint16_t)(tc->empty[cls] - (uint16_t)(uintptr_t)tc->head[cls]) / sizeof(void *);
+}
+
+static inline uint32_t cm_tbin_capacity(const struct cm_tcache *tc, unsigned cls)
+{
+    return (uint16_t)(tc->empty[cls] - tc->full[cls]) / sizeof(void *);
+}
+
+static inline bool cm_tbin_is_empty(const struct cm_tcache *tc, unsigned cls)
+{
+    return (uint16_t)(uintptr_t)tc->head[cls] == tc->empty[cls];
+}
+
+static inline bool cm_tbin_is_full(const struct cm_tcache *tc, unsigned cls)
+{
+    return (uint16_t)(uintptr_t)tc->head[cls] == tc->full[cls];
+}
+
+static inline void cm_tbin_push(struct cm_tcache *tc, unsigned cls, struct cm_block *b)
+{
     b->free_key = tc->free_key;
-    bin->avail--;
+    *--tc->head[cls] = b;
 }
 
-static inline struct cm_block *cm_tbin_pop(struct cm_tcache *tc, struct cm_tbin *bin)
+static inline struct cm_block *cm_tbin_pop(struct cm_tcache *tc, unsigned cls)
 {
-    struct cm_block *b = bin->head;
-    bin->head = (struct cm_block *)(b->next_enc ^ tc->link_secret);
+    struct cm_block *b = *tc->head[cls]++;
     b->free_key = 0;
-    bin->avail++;
     return b;
 }
 
-/* CMALLOC_STATS (a CMake option, on by default) counts the bytes requested:
- * one add to this thread's cache, the cheapest counter there is. */
-#ifndef CMALLOC_STATS
-#define CMALLOC_STATS 1
-#endif
-
-/* The malloc fast path: a pop from this thread's cache, no lock, no call. */
-static inline void *cm_alloc(size_t n)
+/* A pop from this thread's cache, no lock, no call: malloc's fast path
+ * after the countdown, and what the features above the core allocate
+ * with. */
+static inline void *cm_cache_alloc(size_t n)
 {
-#if CMALLOC_STATS
-    cm_tls.requested += n;
-#endif
     unsigned cls;
     if (cm_likely(n <= CM_LOOKUP_MAX))
-        cls = cm_hot.class_of_small[(n + CM_ALIGNMENT - 1) / CM_ALIGNMENT];
-    else if (n <= CM_MAX_CLASS_SIZE)
-        cls = cm_size_class(n);
+        cls = cm_hot.class_of[n];
+    else if (n <= CM_LOOKUP2_MAX)
+        cls = cm_hot.class_of_medium[(n + (1u << CM_LOOKUP2_SHIFT) - 1) >> CM_LOOKUP2_SHIFT];
     else
         return cm_alloc_slow(n);
-    struct cm_tcache *tc = &cm_tls;
-    struct cm_tbin *bin = &tc->bins[cls];
-    if (cm_likely(bin->head != NULL))
-        return cm_tbin_pop(tc, bin);
-    return cm_alloc_slow(n);
+    void **head = cm_tls.head[cls];
+    if (cm_unlikely((uint16_t)(uintptr_t)head == cm_tls.empty[cls]))
+        return cm_alloc_slow(n);
+    struct cm_block *b = *head;
+    cm_tls.head[cls] = head + 1;
+    b->free_key = 0;
+    return b;
 }
 
-/* The free fast path: a push onto this thread's cache. Anything unusual
- * (NULL, not ours, a huge block, a block of another arena, a full or
- * disabled cache bin, a block that already looks free) goes to
- * cm_free_slow, which sorts it out. */
+/* The malloc fast path: the countdown (statistics, and the features that
+ * sample allocations), then a pop from this thread's cache. The countdown
+ * runs out when it reaches 0, not only below it, so that with a countdown
+ * of 0 every call, malloc(0) included, takes the slow path. */
+static inline void *cm_alloc(size_t n)
+{
+#if defined(__x86_64__)
+    /* One subtract with a memory operand, which gcc does not emit for
+     * __builtin_sub_overflow on a TLS variable (it loads, subtracts and
+     * stores). The operand is an input with a memory clobber, not an
+     * output: gcc 12 mislays the label of an asm goto with outputs. */
+    __asm__ goto("subq %1, %0\n\tjbe %l[crossed]"
+                 :
+                 : "m"(cm_tls.countdown), "r"(n)
+                 : "cc", "memory"
+                 : crossed);
+    return cm_cache_alloc(n);
+crossed:
+    return cm_alloc_crossed(n);
+#else
+    uint64_t left = cm_tls.countdown;
+    cm_tls.countdown = left - n;
+    if (cm_unlikely(n >= left))
+        return cm_alloc_crossed(n);
+    return cm_cache_alloc(n);
+#endif
+}
+
+/* The page-class byte of addr, which lies in the heap segment at granule g:
+ * the segment's table starts at g * 4 MiB + offsetof(page_cls), and addr's
+ * page is (addr >> 12) - g * 1024 of it, so one multiply finds it. gcc would
+ * turn the multiply into four shifts and subtracts. */
+static inline const uint8_t *cm_page_cls_of(uintptr_t g, uintptr_t addr)
+{
+    uintptr_t table;
+#if defined(__x86_64__)
+    __asm__("imulq %2, %1, %0" : "=r"(table) : "r"(g), "i"(CM_SEG_SIZE - CM_SEG_PAGES));
+#else
+    table = g * (CM_SEG_SIZE - CM_SEG_PAGES);
+#endif
+    return (const uint8_t *)(table + (addr >> CM_PAGE_SHIFT)) +
+           offsetof(struct cm_segment, page_cls);
+}
+
+/* The free fast path: a push onto this thread's cache. The segment map
+ * byte of p's granule must be this thread's arena tag, which also rules out
+ * pointers that are not ours, huge blocks, blocks of other arenas and of
+ * the features' arenas; the page byte gives the class. Anything unusual (NULL, not a block start, a block that already
+ * looks free, a full or disabled bin) goes to cm_free_slow. */
 static inline void cm_free(void *p)
 {
-    if (cm_likely(cm_segmap_kind((uintptr_t)p) == CM_SEG_HEAP)) {
-        struct cm_segment *s = cm_segment_of(p);
-        struct cm_tcache *tc = &cm_tls;
-        unsigned cls = s->page_cls[cm_page_index(p)];
-        struct cm_tbin *bin = &tc->bins[cls];
+    uintptr_t addr = (uintptr_t)p, g = addr >> CM_SEG_SHIFT;
+    if (cm_likely(g < CM_SEGMAP_SIZE && cm_hot.segmap[g] == cm_tls.tag)) {
+        unsigned cls = *cm_page_cls_of(g, addr);
         struct cm_block *b = p;
-        if (cm_likely(bin->avail != 0 && s->arena == tc->arena && b->free_key != tc->free_key &&
-                      cm_is_block_start((uintptr_t)p, cls))) {
-            cm_tbin_push(tc, bin, b);
+        uintptr_t key = cm_tls.free_key;
+        void **head = cm_tls.head[cls];
+        if (cm_likely(cm_is_block_start(addr, cls) && b->free_key != key &&
+                      (uint16_t)(uintptr_t)head != cm_tls.full[cls])) {
+            b->free_key = key;
+            cm_tls.head[cls] = head - 1;
+            head[-1] = b;
             return;
         }
     }

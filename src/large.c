@@ -256,7 +256,7 @@ void *cm_huge_alloc(size_t n, size_t align)
         aligned_registry = s;
         cm_unlock(&cm_heap_lock);
     } else {
-        cm_segmap_set(s, CM_SEG_HUGE);
+        cm_segmap_set(s, CM_TAG_HUGE);
     }
     account(1, (ptrdiff_t)s->map_size);
     return (char *)s + offset;
@@ -343,13 +343,13 @@ void *cm_huge_realloc(struct cm_segment *s, size_t n)
     struct cm_segment *moved = cm_os_move_aligned(s, old_size, new_size, CM_SEG_SIZE);
     if (!moved) {
         set_guard(s, true);
-        cm_segmap_set(s, CM_SEG_HUGE);
+        cm_segmap_set(s, CM_TAG_HUGE);
         errno = ENOMEM;
         return NULL;
     }
     moved->map_size = new_size;
     set_guard(moved, true);
-    cm_segmap_set(moved, CM_SEG_HUGE);
+    cm_segmap_set(moved, CM_TAG_HUGE);
     account(0, (ptrdiff_t)new_size - (ptrdiff_t)old_size);
     return (char *)moved + moved->block_offset;
 }

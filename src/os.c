@@ -20,7 +20,6 @@
 
 #include "internal.h"
 
-uint8_t cm_segmap[CM_SEGMAP_SIZE];
 cm_lock_t cm_heap_lock;
 
 static bool heap_exhausted;
@@ -59,14 +58,14 @@ void cm_os_stats_get(struct cm_os_stats *out)
 /* Free sbrk segments below the top of the heap, purged, for reuse. */
 static struct cm_segment *free_heap_segments;
 
-void cm_segmap_set(const void *seg, enum cm_seg_kind kind)
+void cm_segmap_set(const void *seg, uint8_t tag)
 {
-    __atomic_store_n(&cm_segmap[(uintptr_t)seg >> CM_SEG_SHIFT], (uint8_t)kind, __ATOMIC_RELEASE);
+    __atomic_store_n(&cm_hot.segmap[(uintptr_t)seg >> CM_SEG_SHIFT], tag, __ATOMIC_RELEASE);
 }
 
 void cm_segmap_clear(const void *seg)
 {
-    __atomic_store_n(&cm_segmap[(uintptr_t)seg >> CM_SEG_SHIFT], 0, __ATOMIC_RELEASE);
+    __atomic_store_n(&cm_hot.segmap[(uintptr_t)seg >> CM_SEG_SHIFT], 0, __ATOMIC_RELEASE);
 }
 
 static void *raw_map(size_t size)

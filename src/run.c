@@ -69,7 +69,7 @@ static void segment_init(struct cm_arena *a, struct cm_segment *s)
     unsigned meta_order = header_order();
     s->arena = a;
     s->map_size = CM_SEG_SIZE;
-    s->kind = a->seg_kind;
+    s->kind = CM_SEG_HEAP;
     s->runs[0].state = CM_RUN_META;
     s->runs[0].order = (uint8_t)meta_order;
 
@@ -85,7 +85,7 @@ static void segment_init(struct cm_arena *a, struct cm_segment *s)
     a->segments = s;
     if (++a->nsegments > a->nsegments_peak)
         a->nsegments_peak = a->nsegments;
-    cm_segmap_set(s, a->seg_kind);
+    cm_segmap_set(s, a->tag);
 }
 
 static bool segment_is_free(const struct cm_segment *s)

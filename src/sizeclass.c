@@ -28,6 +28,7 @@
  * the ext paths, whose guards initialise cmalloc before the core hands out
  * a block: the call that starts cmalloc up gets a guarded block too. */
 struct cm_hot cm_hot = {.ext = CM_EXT_GUARDS};
+_Static_assert(CM_TCACHE_MAX * sizeof(void *) < 65536, "a bin region must be shorter than 64 KiB");
 struct cm_class cm_classes[CM_NCLASSES + 1];
 
 static size_t class_size_by_rule(unsigned cls)
@@ -66,16 +67,21 @@ static unsigned choose_run_order(size_t size)
     return best;
 }
 
-static void block_check_init(struct cm_block_check *check, const struct cm_class *c)
+/* cm_is_block_start's constants: c = floor(2^64 / size) + 1, and e =
+ * c * size - 2^64, so block k of the run maps to k * e. */
+static void block_check_init(unsigned cls, const struct cm_class *c)
 {
-    uint32_t shift = (uint32_t)__builtin_ctz(c->size);
-    uint32_t odd = c->size >> shift, inverse = odd;
-    for (int i = 0; i < 5; i++)  /* Newton's iteration doubles the correct bits */
-        inverse *= 2 - odd * inverse;
-    check->run_mask = (uint32_t)(CM_PAGE_SIZE << c->order) - 1;
-    check->inverse = inverse;
-    check->shift = shift;
-    check->last = c->nblocks - 1;
+    uint64_t size = c->size, magic = UINT64_MAX / size + 1;
+    uint64_t e = magic * size;  /* mod 2^64 */
+    cm_hot.run_mask[cls] = (uint32_t)(CM_PAGE_SIZE << c->order) - 1;
+    cm_hot.div_magic[cls] = magic;
+    cm_hot.div_limit[cls] = (uint64_t)(c->nblocks - 1) * e;
+}
+
+static size_t cache_capacity(size_t size)
+{
+    size_t cap = CM_TCACHE_BYTES / size;
+    return cap < CM_TCACHE_MIN ? CM_TCACHE_MIN : cap > CM_TCACHE_MAX ? CM_TCACHE_MAX : cap;
 }
 
 size_t cm_class_size(unsigned cls)
@@ -85,30 +91,39 @@ size_t cm_class_size(unsigned cls)
 
 void cm_sizeclass_init(void)
 {
+    unsigned slot = 0;
     for (unsigned cls = 1; cls <= CM_NCLASSES; cls++) {
         struct cm_class *c = &cm_classes[cls];
         size_t size = class_size_by_rule(cls);
         c->size = (uint32_t)size;
         c->order = (uint8_t)choose_run_order(size);
         c->nblocks = (uint32_t)((CM_PAGE_SIZE << c->order) / size);
-        size_t cap = CM_TCACHE_BYTES / size;
-        if (cap < CM_TCACHE_MIN)
-            cap = CM_TCACHE_MIN;
-        if (cap > CM_TCACHE_MAX)
-            cap = CM_TCACHE_MAX;
+        size_t cap = cache_capacity(size);
+        c->slot_first = (uint16_t)slot;
+        c->slot_count = size <= CM_MAX_CLASS_SIZE ? (uint16_t)cap : 0;
+        slot += c->slot_count;
         c->tcache_max = size <= cm_opt.tcache_max_size ? (uint32_t)cap : 0;
         size_t start = CM_TCACHE_START_BYTES / size;
         start = start < 2 ? 2 : start > CM_TCACHE_START_BLOCKS ? CM_TCACHE_START_BLOCKS : start;
         c->tcache_start = start < c->tcache_max ? (uint32_t)start : c->tcache_max;
-        block_check_init(&cm_hot.check[cls], c);
+        block_check_init(cls, c);
     }
-    /* Sizes 0..CM_LOOKUP_MAX by 16-byte step: the smallest class that fits.
-     * Size 0 maps to the 16-byte class, so malloc(0) gets a real block. */
+    if (slot > CM_TCACHE_SLOTS)
+        cm_fatal("thread-cache layout needs %u slots, CM_TCACHE_SLOTS is %u", slot,
+                 (unsigned)CM_TCACHE_SLOTS);
+    /* The smallest class that fits each size. Size 0 maps to no class: its
+     * bin is always disabled, so malloc(0) takes the slow path. */
     unsigned cls = 1;
-    for (size_t i = 0; i <= CM_LOOKUP_MAX / CM_ALIGNMENT; i++) {
-        size_t size = i * CM_ALIGNMENT;
-        while (cm_classes[cls].size < size)
+    cm_hot.class_of[0] = 0;
+    for (size_t n = 1; n <= CM_LOOKUP_MAX; n++) {
+        while (cm_classes[cls].size < n)
             cls++;
-        cm_hot.class_of_small[i] = (uint8_t)cls;
+        cm_hot.class_of[n] = (uint8_t)cls;
+    }
+    for (size_t i = 0; i <= CM_LOOKUP2_MAX >> CM_LOOKUP2_SHIFT; i++) {
+        size_t n = i << CM_LOOKUP2_SHIFT;
+        while (cm_classes[cls].size < n)
+            cls++;
+        cm_hot.class_of_medium[i] = (uint8_t)(n <= CM_LOOKUP_MAX ? 0 : cls);
     }
 }

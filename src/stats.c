@@ -2,7 +2,7 @@
  * cmalloc_stats_print (text or JSON), at exit and on a signal.
  *
  * The fast paths count one thing only: the bytes each thread asks malloc
- * for, one add to its own cache (CMALLOC_STATS). Everything else is counted
+ * for, in the countdown malloc keeps anyway (tcache.c). Everything else is counted
  * where a lock is held anyway: a bin counts the blocks it hands out of its
  * runs and gets back, to and from thread caches or users, so blocks in use
  * = handed out - given back - held in caches, worked out when asked, and
@@ -65,8 +65,8 @@ struct arena_snapshot {
  * report counts its bytes exactly once. */
 void cm_stats_thread_exit(struct cm_arena *a, struct cm_tcache *tc)
 {
-    a->requested += tc->requested;
-    tc->requested = 0;
+    a->requested += cm_tcache_requested(tc);
+    tc->requested_base = tc->countdown;
 }
 
 static bool lock_arena(struct cm_arena *a, bool from_signal)
@@ -111,7 +111,7 @@ static void snapshot_arena(struct cm_arena *a, struct arena_snapshot *snap, bool
             } while (r != head);
         }
         for (const struct cm_tcache *tc = a->threads; tc; tc = tc->next)
-            snap->requested += LOAD(tc->requested);
+            snap->requested += cm_tcache_requested(tc);
     }
     size_t quarantined[CM_NCLASSES + 1] = {0};
     if (cm_hot.ext & CM_EXT_GUARDS)
@@ -122,7 +122,8 @@ static void snapshot_arena(struct cm_arena *a, struct arena_snapshot *snap, bool
         size_t cached = quarantined[cls];
         if (locked) {
             for (const struct cm_tcache *tc = a->threads; tc; tc = tc->next)
-                cached += LOAD(tc->bins[cls].max) - LOAD(tc->bins[cls].avail) +
+                cached += (uint16_t)(LOAD(tc->empty[cls]) - (uintptr_t)LOAD(tc->head[cls])) /
+                              sizeof(void *) +
                           LOAD(tc->remote_count[cls]);
         }
         c->runs = LOAD(bin->nruns);
@@ -252,8 +253,7 @@ static void print_text(struct emitter *e, bool from_signal)
     emit(e, "%s: %u arenas, %u threads, %zu mmap regions, %zu bytes of freed mappings cached%s\n",
          CMALLOC_VERSION_TEXT, narenas, threads, huge.count, cached,
          traced ? ", the last arena above holds the blocks reported to hooks" : "");
-    if (CMALLOC_STATS)
-        emit(e, "requested bytes  = %10llu\n", (unsigned long long)requested);
+    emit(e, "requested bytes  = %10llu\n", (unsigned long long)requested);
     emit(e, "held from OS     = %10zu bytes, at most %zu\n", os.held, os.held_peak);
     emit(e, "returned to OS   = %10llu bytes: %llu purged, %llu unmapped\n",
          (unsigned long long)(os.purged + os.unmapped), (unsigned long long)os.purged,
@@ -292,10 +292,7 @@ static void json_class(struct emitter *e, unsigned cls, const struct class_snaps
 
 static void json_requested(struct emitter *e, const char *key, uint64_t v)
 {
-    if (CMALLOC_STATS)
-        emit(e, ",\"%s\":%llu", key, (unsigned long long)v);
-    else
-        emit(e, ",\"%s\":null", key);
+    emit(e, ",\"%s\":%llu", key, (unsigned long long)v);
 }
 
 static void print_json(struct emitter *e, bool from_signal)

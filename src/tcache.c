@@ -23,7 +23,84 @@
 
 #include "internal.h"
 
-__thread struct cm_tcache cm_tls __attribute__((tls_model("initial-exec")));
+/* Every thread starts with tag CM_TAG_NONE and an empty countdown, so its
+ * first malloc or free takes the slow path, which attaches it. */
+__thread struct cm_tcache cm_tls __attribute__((tls_model("initial-exec"))) = {
+    .tag = CM_TAG_NONE,
+};
+__thread void *cm_tls_slots[CM_TCACHE_SLOTS] __attribute__((tls_model("initial-exec")));
+
+/* How many bytes malloc hands out between two looks at the slow path when
+ * no feature asks for a shorter countdown: rare enough to cost nothing,
+ * often enough that a feature switched on while a thread runs (a hook
+ * installed by another thread) reaches it soon. */
+#define CM_COUNTDOWN_PERIOD ((uint64_t)1 << 20)
+
+static void countdown_arm(struct cm_tcache *tc, uint64_t bytes)
+{
+    tc->requested_base += bytes - tc->countdown;
+    tc->countdown = bytes;
+}
+
+uint64_t cm_tcache_requested(const struct cm_tcache *tc)
+{
+    return __atomic_load_n(&tc->requested_base, __ATOMIC_RELAXED) -
+           __atomic_load_n(&tc->countdown, __ATOMIC_RELAXED);
+}
+
+/* Ends every thread's countdown, so that a feature switched on now sees
+ * their next malloc: at once on this thread, and on others unless one
+ * happens to be in the middle of its own subtract, when it sees it at its
+ * next period instead. Each thread's counted bytes stay as they were. */
+void cm_tcache_countdown_all(uint64_t bytes)
+{
+    countdown_arm(&cm_tls, bytes);
+    for (unsigned i = 0, n = __atomic_load_n(&cm_narenas, __ATOMIC_ACQUIRE); i < n; i++) {
+        struct cm_arena *a = cm_arenas[i];
+        cm_lock(&a->lock);
+        for (struct cm_tcache *tc = a->threads; tc; tc = tc->next) {
+            if (tc == &cm_tls)
+                continue;
+            uint64_t left = __atomic_exchange_n(&tc->countdown, bytes, __ATOMIC_RELAXED);
+            __atomic_fetch_add(&tc->requested_base, bytes - left, __ATOMIC_RELAXED);
+        }
+        cm_unlock(&a->lock);
+    }
+}
+
+/* For allocations the ext paths make without the countdown. */
+void cm_count_request(size_t n)
+{
+    cm_tls.requested_base += n;
+}
+
+/* Features above the core that want a look at every malloc (hooks, and
+ * the guards) keep the countdown at 0; the guards, which see every block,
+ * also need every free, so threads then hold no tag. */
+static unsigned ext_bits(void)
+{
+    return __atomic_load_n(&cm_hot.ext, __ATOMIC_RELAXED);
+}
+
+static uint8_t fast_free_tag(const struct cm_arena *a)
+{
+    return ext_bits() & CM_EXT_GUARDS ? CM_TAG_NONE : a->tag;
+}
+
+/* Sets a bin's capacity, keeping the blocks it holds (cap >= their count). */
+void cm_tcache_set_capacity(struct cm_tcache *tc, unsigned cls, uint32_t cap)
+{
+    void **top = cm_tbin_top(cls);
+    uint32_t count = tc->head[cls] ? cm_tbin_count(tc, cls) : 0;
+    if (cap == 0 && count == 0) {
+        tc->head[cls] = NULL;
+        tc->full[cls] = tc->empty[cls] = 0;
+        return;
+    }
+    tc->head[cls] = top - count;
+    tc->empty[cls] = (uint16_t)(uintptr_t)top;
+    tc->full[cls] = (uint16_t)(uintptr_t)(top - cap);
+}
 
 static void tcache_attach(struct cm_tcache *tc)
 {
@@ -37,10 +114,10 @@ static void tcache_attach(struct cm_tcache *tc)
         a->threads->prev = tc;
     a->threads = tc;
     cm_unlock(&a->lock);
-    tc->link_secret = cm_hot.link_secret;
     tc->free_key = cm_hot.free_key;
     for (unsigned cls = 1; cls <= CM_NCLASSES; cls++)
-        tc->bins[cls].max = tc->bins[cls].avail = cm_classes[cls].tcache_start;
+        cm_tcache_set_capacity(tc, cls, cm_classes[cls].tcache_start);
+    tc->tag = fast_free_tag(a);
     tc->state = CM_TC_ACTIVE;
     /* May allocate (glibc grows its key table with calloc), which is fine
      * now that this cache works. */
@@ -57,11 +134,11 @@ struct cm_tcache *cm_tcache_get(void)
 
 /* Returns n blocks from the top of a bin to their arenas, holding each
  * arena's lock across consecutive blocks that it owns. */
-static void tcache_flush(struct cm_tcache *tc, struct cm_tbin *bin, unsigned cls, unsigned n)
+static void tcache_flush(struct cm_tcache *tc, unsigned cls, unsigned n)
 {
     struct cm_arena *locked = NULL;
-    while (n-- && bin->head) {
-        struct cm_block *b = cm_tbin_pop(tc, bin);
+    while (n-- && !cm_tbin_is_empty(tc, cls)) {
+        struct cm_block *b = cm_tbin_pop(tc, cls);
         struct cm_segment *s = cm_segment_of(b);
         if (s->arena != locked) {
             if (locked)
@@ -132,8 +209,26 @@ static void remote_push(struct cm_tcache *tc, struct cm_block *b, unsigned cls)
 void cm_tcache_flush_all(struct cm_tcache *tc)
 {
     remote_flush(tc);
-    for (unsigned cls = 1; cls <= CM_NCLASSES; cls++)
-        tcache_flush(tc, &tc->bins[cls], cls, cm_tbin_count(&tc->bins[cls]));
+    for (unsigned cls = 1; cls <= CM_NCLASSES; cls++) {
+        if (tc->head[cls])
+            tcache_flush(tc, cls, cm_tbin_count(tc, cls));
+    }
+}
+
+/* malloc's countdown ran out: the statistics take what it counted, a
+ * feature that wants to see allocations gets this one, and the countdown
+ * starts again. */
+CM_NOINLINE void *cm_alloc_crossed(size_t n)
+{
+    struct cm_tcache *tc = cm_tcache_get();
+    if (cm_unlikely(ext_bits())) {
+        /* The ext path counts the request itself. */
+        countdown_arm(tc, 0);
+        tc->requested_base -= n;
+        return cm_ext_alloc(n, 0, CMALLOC_FN_MALLOC);
+    }
+    countdown_arm(tc, CM_COUNTDOWN_PERIOD);
+    return cm_cache_alloc(n);
 }
 
 CM_NOINLINE void *cm_alloc_slow(size_t n)
@@ -144,21 +239,17 @@ CM_NOINLINE void *cm_alloc_slow(size_t n)
     }
     struct cm_tcache *tc = cm_tcache_get();
     unsigned cls = cm_size_class(n);
-    struct cm_tbin *bin = &tc->bins[cls];
     void *p;
-    if (bin->max) {
-        if (!bin->head) {
+    if (tc->head[cls]) {
+        if (cm_tbin_is_empty(tc, cls)) {
             /* A bin that keeps running dry earns a larger capacity, up to
              * its class's; bins a thread barely uses stay small. */
-            uint32_t cap = cm_classes[cls].tcache_max;
-            if (bin->max < cap) {
-                uint32_t grown = bin->max * 2 < cap ? bin->max * 2 : cap;
-                bin->avail += grown - bin->max;
-                bin->max = grown;
-            }
-            cm_arena_fill(tc->arena, cls, tc, bin, (bin->max + 1) / 2);
+            uint32_t cap = cm_classes[cls].tcache_max, now = cm_tbin_capacity(tc, cls);
+            if (now < cap)
+                cm_tcache_set_capacity(tc, cls, now * 2 < cap ? now * 2 : cap);
+            cm_arena_fill(tc->arena, cls, tc, (cm_tbin_capacity(tc, cls) + 1) / 2);
         }
-        p = bin->head ? cm_tbin_pop(tc, bin) : NULL;
+        p = cm_tbin_is_empty(tc, cls) ? NULL : cm_tbin_pop(tc, cls);
     } else {
         p = cm_arena_alloc(tc->arena, cls);
     }
@@ -176,6 +267,15 @@ static CM_COLD void double_free(const void *p, unsigned cls)
  * thread's cache or remote list, or in its run. The key alone may be a value
  * the program happened to store there. Blocks in other threads' caches are
  * not seen. */
+static bool slots_hold(void *const *head, uint32_t count, const void *p)
+{
+    for (uint32_t i = 0; i < count; i++) {
+        if (head[i] == p)
+            return true;
+    }
+    return false;
+}
+
 static bool chain_holds(const struct cm_block *head, uint32_t count, const void *p)
 {
     uint32_t seen = 0;
@@ -190,13 +290,26 @@ static bool chain_holds(const struct cm_block *head, uint32_t count, const void 
 bool cm_block_is_free(struct cm_tcache *tc, struct cm_segment *s, void *p, unsigned cls)
 {
     if (tc->state == CM_TC_ACTIVE &&
-        (chain_holds(tc->bins[cls].head, cm_tbin_count(&tc->bins[cls]), p) ||
+        ((tc->head[cls] && slots_hold(tc->head[cls], cm_tbin_count(tc, cls), p)) ||
          chain_holds(tc->remote, tc->remote_blocks, p)))
         return true;
     return cm_arena_block_is_free(s->arena, s, p, cls);
 }
 
+/* free's slow path: the features first when they must see every free or
+ * this block is one of theirs, then the checked core free. */
 CM_NOINLINE void cm_free_slow(void *p)
+{
+    if (cm_unlikely(__atomic_load_n(&cm_hot.ext, __ATOMIC_RELAXED))) {
+        int saved_errno = errno;
+        cm_ext_free(p, CMALLOC_FN_FREE);
+        errno = saved_errno;
+        return;
+    }
+    cm_core_free(p);
+}
+
+void cm_core_free(void *p)
 {
     if (!p)
         return;
@@ -214,17 +327,16 @@ CM_NOINLINE void cm_free_slow(void *p)
     struct cm_tcache *tc = cm_tcache_get();
     if (((struct cm_block *)p)->free_key == cm_hot.free_key && cm_block_is_free(tc, s, p, cls))
         double_free(p, cls);
-    struct cm_tbin *bin = &tc->bins[cls];
-    /* A traced block goes straight back to the traced arena: from a cache
-     * it could be handed out again as an untraced one. */
-    if (!bin->max || s->kind == CM_SEG_TRACED) {
+    /* A block of a feature's arena goes straight back to it: from a cache
+     * it could be handed out again as an ordinary one. */
+    if (!tc->head[cls] || s->arena->tag >= CM_TAG_EXTRA_FIRST) {
         cm_arena_free(s->arena, s, p, cls);
     } else if (s->arena != tc->arena) {
         remote_push(tc, p, cls);
     } else {
-        if (bin->avail == 0)
-            tcache_flush(tc, bin, cls, bin->max / 2 + 1);
-        cm_tbin_push(tc, bin, p);
+        if (cm_tbin_is_full(tc, cls))
+            tcache_flush(tc, cls, cm_tbin_capacity(tc, cls) / 2 + 1);
+        cm_tbin_push(tc, cls, p);
     }
     errno = saved_errno;
 }
@@ -236,7 +348,8 @@ void cm_tcache_thread_exit(void *arg)
         return;
     cm_tcache_flush_all(tc);
     for (unsigned cls = 1; cls <= CM_NCLASSES; cls++)
-        tc->bins[cls].max = tc->bins[cls].avail = 0;
+        cm_tcache_set_capacity(tc, cls, 0);
+    tc->tag = CM_TAG_NONE;
     struct cm_arena *a = tc->arena;
     cm_lock(&a->lock);
     if (tc->prev)

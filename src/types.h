@@ -43,15 +43,35 @@
 #define CM_TINY_MAX 128
 #define CM_NCLASSES 60
 #define CM_MAX_CLASS_SIZE ((size_t)1 << 20)
+/* malloc finds the class of a request of up to CM_LOOKUP_MAX bytes with one
+ * table load indexed by the size itself, and of up to CM_LOOKUP2_MAX bytes
+ * with one indexed by the size in 256-byte steps (classes above 1 KiB are
+ * multiples of 256). */
 #define CM_LOOKUP_MAX 1024
+#define CM_LOOKUP2_SHIFT 8
+#define CM_LOOKUP2_MAX ((size_t)64 << 10)
 
-/* A free block: the list link, encoded with the process secret so that a
- * stray write into freed memory does not redirect the allocator, and a key
- * that marks the block as free so a second free is noticed. */
+/* A free block: a key that marks it as free, so that a second free is
+ * noticed, first, where the free fast path reads it; then the link of the
+ * list it is on (a run's free list or a remote stack, never a thread
+ * cache), encoded with the process secret so that a stray write into freed
+ * memory does not redirect the allocator. */
 struct cm_block {
-    uintptr_t next_enc;
     uintptr_t free_key;
+    uintptr_t next_enc;
 };
+
+/* Owner tags: the segment map holds one byte per 4 MiB granule, the tag of
+ * the arena whose heap segment starts there, CM_TAG_HUGE for a huge block,
+ * or 0. Core arenas have tags 1..CM_MAX_ARENAS; arenas registered by the
+ * features above the core take tags from CM_TAG_EXTRA_FIRST up. A thread's
+ * cache holds the tag of its arena, so the free fast path tells "one of my
+ * arena's blocks" from everything else with one compare; CM_TAG_NONE is in
+ * no segment map byte, so a thread holding it sends every free to the slow
+ * path. */
+#define CM_TAG_EXTRA_FIRST 0xF0
+#define CM_TAG_NONE 0xFE
+#define CM_TAG_HUGE 0xFF
 
 enum cm_run_state {
     CM_RUN_FREE = 0,  /* on its arena's free list of its order */
@@ -77,9 +97,7 @@ struct cm_run {
     uint32_t dirty_ms;  /* FREE and dirty: when it was last released */
 };
 
-/* A TRACED segment is a heap segment of the traced arena (hooks.c): its
- * blocks must not take the free fast path. */
-enum cm_seg_kind { CM_SEG_HEAP = 1, CM_SEG_HUGE = 2, CM_SEG_TRACED = 3 };
+enum cm_seg_kind { CM_SEG_HEAP = 1, CM_SEG_HUGE = 2 };
 
 struct cm_arena;
 
@@ -119,7 +137,7 @@ struct cm_tcache;
 struct cm_arena {
     cm_lock_t lock;
     unsigned index;
-    uint8_t seg_kind;                     /* enum cm_seg_kind of its segments */
+    uint8_t tag;                          /* in the segment map for its segments */
     unsigned nthreads;                    /* attached thread caches */
     struct cm_tcache *threads;            /* attached thread caches */
     struct cm_segment *segments;
@@ -138,37 +156,50 @@ struct cm_arena {
     _Alignas(64) struct cm_block *remote[CM_NCLASSES + 1];
 };
 
-/* One thread-cache bin holding max - avail blocks. free() only needs to know
- * whether there is room, so the bin counts room rather than blocks. A bin
- * with max == 0 (and so avail == 0) is disabled: that is how classes that
- * are not cached, and threads that are not set up yet or have exited, fall
- * through to the slow paths. */
-struct cm_tbin {
-    struct cm_block *head;
-    uint32_t avail;
-    uint32_t max;
-};
-
 enum cm_tcache_state { CM_TC_NEW = 0, CM_TC_ACTIVE, CM_TC_DEAD };
 
-/* Per-thread state, in initial-exec TLS so touching it never allocates.
- * The two secrets are copies of the process-wide ones, kept here so that
- * the fast paths reach them from the same base address as the bins. */
+/* The thread cache keeps its free blocks as pointers in a per-thread slot
+ * array (cm_tls_slots), one region per class, written from the top down:
+ * head[cls] points at the newest block, and the bin is empty when its low 16
+ * bits equal empty[cls] (the region's top) and full when they equal
+ * full[cls] (top minus the current capacity). Regions are shorter than
+ * 64 KiB, so the low bits tell. Nothing is written into a cached block but
+ * its free key. A bin whose head, full and empty are all zero is disabled:
+ * every malloc and free of its class takes the slow path. That is the state
+ * of every bin of a thread that is not set up yet or has exited, and of
+ * classes that are not cached.
+ *
+ * The countdown counts the bytes malloc may hand out before it takes the
+ * slow path once: the statistics count requested bytes as
+ * requested_base - countdown, and features that want to see allocations
+ * (sampling, guards) arm it short, down to 0 for every one. malloc takes
+ * the slow path when a request is at least what is left.
+ *
+ * Per-thread state, in initial-exec TLS so touching it never allocates.
+ * It starts as CM_TCACHE_INITIAL (tag CM_TAG_NONE, countdown 0), so a new
+ * thread's first call of either kind takes the slow path and attaches. */
 struct cm_tcache {
-    struct cm_tbin bins[CM_NCLASSES + 1];
-    uintptr_t link_secret;
-    uintptr_t free_key;
+    void **head[CM_NCLASSES + 1];         /* first: indexed with no offset */
+    uint64_t countdown;
+    uintptr_t free_key;                   /* copy of the process-wide key */
+    uint8_t tag;
+    uint8_t state;
+    uint16_t full[CM_NCLASSES + 1];
+    uint16_t empty[CM_NCLASSES + 1];
+    uint64_t requested_base;
     /* Blocks this thread freed that belong to other arenas, on their way
      * back in batches (see tcache.c); counted per class for the stats. */
     struct cm_block *remote;
     uint32_t remote_blocks;
     uint32_t remote_bytes;
     uint16_t remote_count[CM_NCLASSES + 1];
-    uint64_t requested;                   /* bytes asked of malloc (stats) */
     struct cm_arena *arena;
     struct cm_tcache *next;               /* arena's thread list */
     struct cm_tcache *prev;
-    uint8_t state;
 };
+
+/* Slots for every class's region: the sum of the classes' capacities,
+ * which cm_sizeclass_init checks against it. */
+#define CM_TCACHE_SLOTS 2048
 
 #endif
