@@ -5,6 +5,7 @@
 #include <malloc.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "cmalloc.h"
 #include "internal.h"
@@ -87,8 +88,8 @@ CM_EXPORT void *calloc(size_t count, size_t size)
     size_t total;
     if (__builtin_mul_overflow(count, size, &total))
         return enomem();
-    if (cm_unlikely(cm_hot.ext))
-        return cm_ext_alloc(total, 0, CMALLOC_FN_CALLOC);
+    if (cm_unlikely(cm_ext_calls()))
+        return cm_ext.alloc(total, 0, CMALLOC_FN_CALLOC);
     void *p = cm_alloc(total);
     if (p)
         cm_zero_new_block(p, total);
@@ -140,8 +141,8 @@ void *cm_core_realloc(void *p, size_t n)
 
 CM_EXPORT void *realloc(void *p, size_t n)
 {
-    if (cm_unlikely(cm_hot.ext))
-        return cm_ext_realloc(p, n);
+    if (cm_unlikely(cm_ext_calls()))
+        return cm_ext.realloc(p, n);
     return cm_core_realloc(p, n);
 }
 
@@ -199,8 +200,8 @@ static void *cm_memalign(size_t align, size_t n)
     }
     if (align && n > (size_t)PTRDIFF_MAX - align)
         return enomem();
-    if (cm_unlikely(cm_hot.ext))
-        return cm_ext_alloc(n, align, CMALLOC_FN_MEMALIGN);
+    if (cm_unlikely(cm_ext_calls()))
+        return cm_ext.alloc(n, align, CMALLOC_FN_MEMALIGN);
     cm_count_request(n);
     return cm_alloc_aligned(align, n);
 }
@@ -246,8 +247,8 @@ CM_EXPORT size_t malloc_usable_size(void *p)
 {
     if (!p)
         return 0;
-    if (cm_unlikely(cm_hot.ext))
-        return cm_ext_usable(p);
+    if (cm_unlikely(cm_ext_calls()))
+        return cm_ext.usable(p);
     return cm_core_usable(p);
 }
 
@@ -341,8 +342,8 @@ CM_EXPORT int cmalloc_owns(const void *p)
     struct cm_block_info info = cm_locate(p);
     if (!info.segment)
         return 0;
-    if (cm_unlikely(cm_hot.ext & CM_EXT_GUARDS))
-        return cm_guard_is_live(p);
+    if (cm_unlikely(cm_ext_mode() & CM_EXT_FREES))
+        return cm_ext.owns(p);
     if (info.cls && ((const struct cm_block *)p)->free_key == cm_hot.free_key &&
         cm_block_is_free(&cm_tls, info.segment, (void *)p, info.cls))
         return 0;

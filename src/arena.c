@@ -18,6 +18,9 @@
 struct cm_arena *cm_arenas[CM_MAX_ARENAS];
 unsigned cm_narenas;
 static struct cm_arena arena0;
+struct cm_arena *cm_extra_arenas[CM_MAX_EXTRA_ARENAS];
+const char *cm_extra_arena_names[CM_MAX_EXTRA_ARENAS];
+unsigned cm_nextra_arenas;
 
 static void arena_init(struct cm_arena *a, unsigned index)
 {
@@ -31,6 +34,33 @@ void cm_arena_boot(void)
 {
     arena_init(&arena0, 0);
 }
+
+/* A feature's arena: a tag from the features' range, which no thread
+ * holds, and an index after the core's for the statistics. Registered
+ * during initialisation, before any thread uses it. */
+void cm_arena_register_extra(struct cm_arena *a, const char *name)
+{
+    unsigned i = cm_nextra_arenas;
+    if (i == CM_MAX_EXTRA_ARENAS)
+        cm_fatal("too many feature arenas");
+    a->index = CM_MAX_ARENAS + i;
+    a->tag = (uint8_t)(CM_TAG_EXTRA_FIRST + i);
+    cm_extra_arenas[i] = a;
+    cm_extra_arena_names[i] = name;
+    cm_nextra_arenas = i + 1;
+}
+
+void cm_ext_set_mode(unsigned bits, bool on)
+{
+    if (on)
+        __atomic_fetch_or(&cm_hot.ext, (uint8_t)bits, __ATOMIC_RELEASE);
+    else
+        __atomic_fetch_and(&cm_hot.ext, (uint8_t)~bits, __ATOMIC_RELEASE);
+    if (on && (bits & CM_EXT_CALLS))
+        cm_tcache_countdown_all(0);
+}
+
+struct cm_ext cm_ext;
 
 static unsigned arena_limit(void)
 {
@@ -135,24 +165,6 @@ static struct cm_block *bin_take(struct cm_arena *a, unsigned cls)
     return b;
 }
 
-/* Hardened mode: the blocks of a refill leave the cache in random order, so
- * the address of the next block cannot be told from the last one's. Refills
- * are at most half of the largest cache bin. */
-#define CM_SHUFFLE_MAX 64
-
-static void shuffle_top(struct cm_tcache *tc, unsigned cls, unsigned n)
-{
-    void **b = tc->head[cls];
-    if (n > CM_SHUFFLE_MAX)
-        n = CM_SHUFFLE_MAX;
-    for (unsigned i = n; i > 1; i--) {
-        unsigned j = (unsigned)(cm_guard_random() % i);
-        void *t = b[i - 1];
-        b[i - 1] = b[j];
-        b[j] = t;
-    }
-}
-
 /* Hands the blocks first..last (linked) of class cls to their arena from a
  * thread of another arena, without its lock. */
 void cm_arena_push_remote(struct cm_arena *a, unsigned cls, struct cm_block *first,
@@ -220,8 +232,8 @@ unsigned cm_arena_fill(struct cm_arena *a, unsigned cls, struct cm_tcache *tc, u
         }
         cm_unlock(&a->lock);
     }
-    if (cm_unlikely(cm_hot.ext & CM_EXT_HARDENED))
-        shuffle_top(tc, cls, got);
+    if (cm_unlikely(cm_ext.refill_order != NULL))
+        cm_ext.refill_order(tc->head[cls], got);
     return got;
 }
 
@@ -241,8 +253,8 @@ static void release_run(struct cm_arena *a, struct cm_run *r)
     struct cm_bin *bin = &a->bins[r->cls];
     cm_list_remove(&bin->runs, r);
     bin->nruns--;
-    if (cm_unlikely(cm_hot.ext & CM_EXT_GUARDS))
-        cm_guard_forget_run(r);
+    if (cm_unlikely(cm_ext.run_released != NULL))
+        cm_ext.run_released(r);
     memset(&cm_run_segment(r)->page_cls[cm_run_first_page(r)], 0, (size_t)1 << c->order);
     cm_run_release(a, r);
 }
@@ -345,5 +357,7 @@ bool cm_trim_all(void)
     bool any = cm_huge_cache_flush();
     for (unsigned i = 0, n = __atomic_load_n(&cm_narenas, __ATOMIC_ACQUIRE); i < n; i++)
         any |= cm_arena_trim(cm_arenas[i]);
-    return cm_arena_trim(&cm_traced_arena) || any;
+    for (unsigned i = 0; i < cm_nextra_arenas; i++)
+        any |= cm_arena_trim(cm_extra_arenas[i]);
+    return any;
 }

@@ -5,19 +5,12 @@
  * and the constructor finishes what must not happen inside malloc: creating
  * the thread-exit key and installing the fork handlers.
  *
- * Lock order, which the fork handlers follow: the hooks lock, the global
- * lock, arena locks by index, the traced arena's lock, the heap lock, then
- * the quarantine lock (hardened.c), which is held around no other. */
+ * The lock order, which the fork handlers follow, is fork.c's. */
 #include <errno.h>
-#include <fcntl.h>
 #include <pthread.h>
-#include <signal.h>
-#include <string.h>
 #include <unistd.h>
 
 #include "internal.h"
-
-extern char **environ;
 
 cm_lock_t cm_global_lock;
 int cm_initialized;
@@ -48,38 +41,27 @@ static void stats_signal_handler(int sig)
     errno = saved;
 }
 
-/* Only a signal left at its default (or ignored) gets our handler: one that
- * a library installed before us stays theirs. A handler the program
- * installs later replaces ours, as it would replace any default. */
+/* A handler the program installs later replaces ours, as it would replace
+ * any default; one a library installed before us stays theirs. */
 static void install_stats_signal(int sig)
 {
-    struct sigaction old, sa;
-    if (sigaction(sig, NULL, &old) != 0)
-        return;
-    if ((old.sa_flags & SA_SIGINFO) || (old.sa_handler != SIG_DFL && old.sa_handler != SIG_IGN)) {
+    if (!cm_prim_signal_install(sig, stats_signal_handler))
         cm_message("stats_signal: signal %d has a handler already; not replaced", sig);
-        return;
-    }
-    memset(&sa, 0, sizeof sa);
-    sa.sa_handler = stats_signal_handler;
-    sigemptyset(&sa.sa_mask);
-    sa.sa_flags = SA_RESTART;
-    sigaction(sig, &sa, NULL);
 }
 
 void cm_init_slow(void)
 {
     cm_lock(&cm_global_lock);
     if (!cm_initialized) {
-        options_read_without_environ = environ == NULL;
+        options_read_without_environ = !cm_prim_have_environ();
         cm_options_read();
         uintptr_t seed[2];
-        cm_random_seed(seed);
+        cm_prim_random_seed(seed);
         cm_hot.link_secret = seed[0];
         cm_hot.free_key = seed[1];
         if (cm_opt.arena_max == 0)
-            cm_opt.arena_max = cm_online_cpus();
-        cm_guard_init();
+            cm_opt.arena_max = cm_prim_online_cpus();
+        cm_ext_attach();
         cm_sizeclass_init();
         cm_arena_boot();
         __atomic_store_n(&cm_initialized, 1, __ATOMIC_RELEASE);
@@ -93,49 +75,12 @@ void cm_tcache_register_exit(struct cm_tcache *tc)
         pthread_setspecific(tcache_key, tc);
 }
 
-static void fork_prepare(void)
-{
-    cm_hooks_fork_prepare();
-    cm_lock(&cm_global_lock);
-    for (unsigned i = 0; i < cm_narenas; i++)
-        cm_lock(&cm_arenas[i]->lock);
-    cm_lock(&cm_traced_arena.lock);
-    cm_lock(&cm_heap_lock);
-    cm_lock(&cm_quarantine_lock);
-}
-
-static void fork_parent(void)
-{
-    cm_unlock(&cm_quarantine_lock);
-    cm_unlock(&cm_heap_lock);
-    cm_unlock(&cm_traced_arena.lock);
-    for (unsigned i = cm_narenas; i-- > 0;)
-        cm_unlock(&cm_arenas[i]->lock);
-    cm_unlock(&cm_global_lock);
-    cm_hooks_fork_parent();
-}
-
-static void fork_child(void)
-{
-    cm_lock_reset(&cm_quarantine_lock);
-    cm_lock_reset(&cm_heap_lock);
-    cm_lock_reset(&cm_traced_arena.lock);
-    for (unsigned i = 0; i < cm_narenas; i++)
-        cm_lock_reset(&cm_arenas[i]->lock);
-    cm_lock_reset(&cm_global_lock);
-    cm_tcache_after_fork_child();
-    cm_hooks_fork_child();
-}
-
 /* When the loader allocated before libc had set up environ, the options
  * were read from an empty environment; read them again now that it is
  * there, and give this thread's cache the capacities they imply. */
 static void reread_options(void)
 {
-    size_t tcache = cm_opt.tcache_max_size;
     cm_options_read();
-    if (cm_hot.ext & CM_EXT_VALGRIND)
-        cm_opt.tcache_max_size = tcache;
     cm_sizeclass_init();
     if (cm_tls.state == CM_TC_ACTIVE) {
         for (unsigned cls = 1; cls <= CM_NCLASSES; cls++) {
@@ -152,15 +97,15 @@ static void reread_options(void)
 __attribute__((constructor)) static void cm_constructor(void)
 {
     cm_ensure_init();
-    if (options_read_without_environ && environ)
+    if (options_read_without_environ && cm_prim_have_environ())
         reread_options();
     if (pthread_key_create(&tcache_key, cm_tcache_thread_exit) == 0)
         tcache_key_ready = true;
     if (cm_tls.state == CM_TC_ACTIVE)
         cm_tcache_register_exit(&cm_tls);
-    pthread_atfork(fork_prepare, fork_parent, fork_child);
+    cm_fork_install();
     if (cm_opt.stats_at_exit != CM_STATS_NONE || cm_opt.stats_signal)
-        stats_fd = fcntl(STDERR_FILENO, F_DUPFD_CLOEXEC, CM_STATS_FD_MIN);
+        stats_fd = cm_prim_dup_above(STDERR_FILENO, CM_STATS_FD_MIN);
     if (cm_opt.stats_signal)
         install_stats_signal(cm_opt.stats_signal);
     if (cm_opt.verbose) {

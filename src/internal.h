@@ -12,6 +12,8 @@
 #include <stdio.h>
 
 #include "cmalloc.h"
+#include "prim.h"
+#include "seam.h"
 #include "sizeclass.h"
 #include "types.h"
 
@@ -76,7 +78,7 @@ struct cm_hot {
     uint32_t run_mask[CM_NCLASSES + 1];   /* run size - 1: runs are aligned to their size */
     uintptr_t link_secret;  /* XORed into free-list links */
     uintptr_t free_key;     /* stored in every free block */
-    uint8_t ext;            /* enum cm_ext_bits: features on the ext paths */
+    uint8_t ext;            /* enum cm_ext_mode (seam.h) */
     /* Class of a request of n bytes, n <= CM_LOOKUP_MAX; 0 for n = 0,
      * whose bin is always disabled (see cm_alloc_slow). */
     uint8_t class_of[CM_LOOKUP_MAX + 1];
@@ -101,29 +103,12 @@ static inline unsigned cm_size_class(size_t n)
     return CM_TINY_CLASSES + 1 + (k - 7) * 4 + (unsigned)((m >> (k - 2)) & 3);
 }
 
-/* Whether addr, which lies in a run of class cls, is the start of one of
- * the run's blocks. With x the offset in the run, d the class size and
- * c = floor(2^64 / d) + 1 = (2^64 + e) / d, x = k d + r gives
- * x c = k e + r c (mod 2^64): k e <= last e when r = 0, and at least c,
- * which is larger, when r > 0 (runs of at most 2 MiB keep both from
- * wrapping). So one compare checks both the alignment and the range
- * (Lemire, Kaser and Kurz, "Faster remainder by direct computation"). */
-static inline bool cm_is_block_start(uintptr_t addr, unsigned cls)
-{
-    uint64_t x = (uint32_t)addr & cm_hot.run_mask[cls];
-    return x * cm_hot.div_magic[cls] <= cm_hot.div_limit[cls];
-}
-
-/* ---- libc.c: the only seam to libc that may run inside malloc ---- */
+/* ---- format.c: formatting and messages without allocating or stdio ---- */
 size_t cm_format(char *buf, size_t cap, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 size_t cm_vformat(char *buf, size_t cap, const char *fmt, va_list ap);
-void cm_write_fd(int fd, const char *buf, size_t len);
 void cm_message(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 _Noreturn void cm_fatal(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-const char *cm_getenv(const char *name);
-unsigned cm_online_cpus(void);
-void cm_random_seed(uintptr_t out[2]);
 
 /* xorshift64*: the next number of a per-thread generator whose state is
  * *state, started from seed (odd) the first time. */
@@ -219,8 +204,16 @@ static inline void cm_list_remove(struct cm_run **head, struct cm_run *r)
 /* ---- run.c: page runs in heap segments (binary buddy) ---- */
 struct cm_run *cm_run_alloc(struct cm_arena *a, unsigned order);
 void cm_run_release(struct cm_arena *a, struct cm_run *r);
-size_t cm_arena_purge(struct cm_arena *a, size_t keep_pages);
+void cm_free_run_add(struct cm_arena *a, struct cm_run *r);
+void cm_free_run_take(struct cm_arena *a, struct cm_run *r);
+
+/* ---- segment.c: heap segments and the segment map ---- */
+bool cm_segment_grow(struct cm_arena *a);
 size_t cm_arena_release_segments(struct cm_arena *a);
+
+/* ---- purge.c: giving free dirty pages back to the kernel ---- */
+void cm_purge_after_release(struct cm_arena *a, uint32_t now);
+size_t cm_arena_purge(struct cm_arena *a, size_t keep_pages);
 
 static inline struct cm_segment *cm_run_segment(const struct cm_run *r)
 {
@@ -247,6 +240,10 @@ static inline struct cm_run *cm_run_of_block(struct cm_segment *s, const void *p
 /* ---- arena.c: arenas and their bins ---- */
 extern struct cm_arena *cm_arenas[CM_MAX_ARENAS];
 extern unsigned cm_narenas;
+/* The features' arenas (seam.h), after the core's in every walk. */
+extern struct cm_arena *cm_extra_arenas[CM_MAX_EXTRA_ARENAS];
+extern const char *cm_extra_arena_names[CM_MAX_EXTRA_ARENAS];
+extern unsigned cm_nextra_arenas;
 
 void cm_arena_boot(void);
 struct cm_arena *cm_arena_choose(void);
@@ -264,7 +261,7 @@ void cm_arena_push_remote(struct cm_arena *a, unsigned cls, struct cm_block *fir
 void cm_arena_collect_remote(struct cm_arena *a);
 bool cm_trim_all(void);
 
-/* ---- large.c: huge blocks, one mmap each ---- */
+/* ---- huge.c: huge blocks, one mmap each ---- */
 void *cm_huge_alloc(size_t n, size_t align);
 void cm_huge_free(struct cm_segment *s);
 void *cm_huge_realloc(struct cm_segment *s, size_t n);
@@ -273,6 +270,10 @@ struct cm_segment *cm_huge_find_aligned(const void *p);
 bool cm_huge_cache_flush(void);
 bool cm_huge_is_cached(const void *p);
 size_t cm_huge_cached_bytes(void);
+/* A mark a feature may keep on a huge block (hooks: its allocation was
+ * reported); a new block has none. */
+void cm_huge_set_mark(struct cm_segment *s, bool on);
+bool cm_huge_marked(const struct cm_segment *s);
 
 struct cm_huge_stats {
     size_t count, bytes, max_count, max_bytes;
@@ -296,6 +297,7 @@ void cm_tcache_set_capacity(struct cm_tcache *tc, unsigned cls, uint32_t cap);
 bool cm_block_is_free(struct cm_tcache *tc, struct cm_segment *s, void *p, unsigned cls);
 void cm_count_request(size_t n);
 void cm_tcache_countdown_all(uint64_t bytes);
+void cm_countdown_arm(uint64_t bytes);
 uint64_t cm_tcache_requested(const struct cm_tcache *tc);
 
 static inline struct cm_block *cm_link_decode(uintptr_t enc)
@@ -308,137 +310,10 @@ static inline uintptr_t cm_link_encode(const struct cm_block *b)
     return (uintptr_t)b ^ cm_hot.link_secret;
 }
 
-/* A bin's region of the slot array, and how many blocks it holds: the
- * head, full and empty marks are only low bits, so positions are
- * recomputed from the region (see types.h). */
-static inline void **cm_tbin_top(unsigned cls)
-{
-    return &cm_tls_slots[cm_classes[cls].slot_first + cm_classes[cls].slot_count];
-}
+/* ---- fork.c ---- */
+void cm_fork_install(void);
 
-static inline uint32_t cm_tbin_count(const struct cm_tcache *tc, unsigned cls)
-{
-    return (uint16_t)(tc->empty[cls] - (uint16_t)(uintptr_t)tc->head[cls]) / sizeof(void *);
-}
-
-static inline uint32_t cm_tbin_capacity(const struct cm_tcache *tc, unsigned cls)
-{
-    return (uint16_t)(tc->empty[cls] - tc->full[cls]) / sizeof(void *);
-}
-
-static inline bool cm_tbin_is_empty(const struct cm_tcache *tc, unsigned cls)
-{
-    return (uint16_t)(uintptr_t)tc->head[cls] == tc->empty[cls];
-}
-
-static inline bool cm_tbin_is_full(const struct cm_tcache *tc, unsigned cls)
-{
-    return (uint16_t)(uintptr_t)tc->head[cls] == tc->full[cls];
-}
-
-static inline void cm_tbin_push(struct cm_tcache *tc, unsigned cls, struct cm_block *b)
-{
-    b->free_key = tc->free_key;
-    *--tc->head[cls] = b;
-}
-
-static inline struct cm_block *cm_tbin_pop(struct cm_tcache *tc, unsigned cls)
-{
-    struct cm_block *b = *tc->head[cls]++;
-    b->free_key = 0;
-    return b;
-}
-
-/* A pop from this thread's cache, no lock, no call: malloc's fast path
- * after the countdown, and what the features above the core allocate
- * with. */
-static inline void *cm_cache_alloc(size_t n)
-{
-    unsigned cls;
-    if (cm_likely(n <= CM_LOOKUP_MAX))
-        cls = cm_hot.class_of[n];
-    else if (n <= CM_LOOKUP2_MAX)
-        cls = cm_hot.class_of_medium[(n + (1u << CM_LOOKUP2_SHIFT) - 1) >> CM_LOOKUP2_SHIFT];
-    else
-        return cm_alloc_slow(n);
-    void **head = cm_tls.head[cls];
-    if (cm_unlikely((uint16_t)(uintptr_t)head == cm_tls.empty[cls]))
-        return cm_alloc_slow(n);
-    struct cm_block *b = *head;
-    cm_tls.head[cls] = head + 1;
-    b->free_key = 0;
-    return b;
-}
-
-/* The malloc fast path: the countdown (statistics, and the features that
- * sample allocations), then a pop from this thread's cache. The countdown
- * runs out when it reaches 0, not only below it, so that with a countdown
- * of 0 every call, malloc(0) included, takes the slow path. */
-static inline void *cm_alloc(size_t n)
-{
-#if defined(__x86_64__)
-    /* One subtract with a memory operand, which gcc does not emit for
-     * __builtin_sub_overflow on a TLS variable (it loads, subtracts and
-     * stores). The operand is an input with a memory clobber, not an
-     * output: gcc 12 mislays the label of an asm goto with outputs. */
-    __asm__ goto("subq %1, %0\n\tjbe %l[crossed]"
-                 :
-                 : "m"(cm_tls.countdown), "r"(n)
-                 : "cc", "memory"
-                 : crossed);
-    return cm_cache_alloc(n);
-crossed:
-    return cm_alloc_crossed(n);
-#else
-    uint64_t left = cm_tls.countdown;
-    cm_tls.countdown = left - n;
-    if (cm_unlikely(n >= left))
-        return cm_alloc_crossed(n);
-    return cm_cache_alloc(n);
-#endif
-}
-
-/* The page-class byte of addr, which lies in the heap segment at granule g:
- * the segment's table starts at g * 4 MiB + offsetof(page_cls), and addr's
- * page is (addr >> 12) - g * 1024 of it, so one multiply finds it. gcc would
- * turn the multiply into four shifts and subtracts. */
-static inline const uint8_t *cm_page_cls_of(uintptr_t g, uintptr_t addr)
-{
-    uintptr_t table;
-#if defined(__x86_64__)
-    __asm__("imulq %2, %1, %0" : "=r"(table) : "r"(g), "i"(CM_SEG_SIZE - CM_SEG_PAGES));
-#else
-    table = g * (CM_SEG_SIZE - CM_SEG_PAGES);
-#endif
-    return (const uint8_t *)(table + (addr >> CM_PAGE_SHIFT)) +
-           offsetof(struct cm_segment, page_cls);
-}
-
-/* The free fast path: a push onto this thread's cache. The segment map
- * byte of p's granule must be this thread's arena tag, which also rules out
- * pointers that are not ours, huge blocks, blocks of other arenas and of
- * the features' arenas; the page byte gives the class. Anything unusual (NULL, not a block start, a block that already
- * looks free, a full or disabled bin) goes to cm_free_slow. */
-static inline void cm_free(void *p)
-{
-    uintptr_t addr = (uintptr_t)p, g = addr >> CM_SEG_SHIFT;
-    if (cm_likely(g < CM_SEGMAP_SIZE && cm_hot.segmap[g] == cm_tls.tag)) {
-        unsigned cls = *cm_page_cls_of(g, addr);
-        struct cm_block *b = p;
-        uintptr_t key = cm_tls.free_key;
-        void **head = cm_tls.head[cls];
-        if (cm_likely(cm_is_block_start(addr, cls) && b->free_key != key &&
-                      (uint16_t)(uintptr_t)head != cm_tls.full[cls])) {
-            b->free_key = key;
-            cm_tls.head[cls] = head - 1;
-            head[-1] = b;
-            return;
-        }
-    }
-    cm_free_slow(p);
-}
-
-/* ---- init.c: initialisation and fork ---- */
+/* ---- init.c: initialisation ---- */
 extern cm_lock_t cm_global_lock;
 extern int cm_initialized;
 void cm_init_slow(void);
@@ -449,124 +324,20 @@ static inline void cm_ensure_init(void)
         cm_init_slow();
 }
 
-/* ---- ext.c: the paths taken while a feature must see every block ----
- * Each entry point of api.c tests cm_hot.ext once: zero (the default, once
- * initialisation has run) keeps it on the fast paths; otherwise the call
- * goes here, which adds hooks, hardened-mode checks and Valgrind
- * annotations around the core paths. */
-enum cm_ext_bits {
-    CM_EXT_HOOKS = 1,     /* hooks.c: at least one hook is installed */
-    CM_EXT_HARDENED = 2,  /* hardened.c: hardened mode */
-    CM_EXT_VALGRIND = 4,  /* valgrind.c: running under Valgrind */
-};
-#define CM_EXT_GUARDS (CM_EXT_HARDENED | CM_EXT_VALGRIND)
-
-void *cm_ext_alloc(size_t n, size_t align, enum cmalloc_function fn);
-void cm_ext_free(void *p, enum cmalloc_function fn);
-void *cm_ext_realloc(void *p, size_t n);
-size_t cm_ext_usable(void *p);
-
-/* ---- hooks.c: the hook registry, sampling and traced blocks ----
- * A block whose allocation was reported is "traced": it lives in the traced
- * arena (segments of kind CM_SEG_TRACED) or is a huge block marked traced,
- * so free() finds out without a lookup, and it never enters a thread cache,
- * so it cannot come back untraced. */
-extern struct cm_arena cm_traced_arena;
-
-/* Per-thread sampling state, in initial-exec TLS like the cache. */
-struct cm_sampler {
-    uint64_t bytes_left;   /* until the next sample */
-    uint64_t rng;
-    unsigned generation;   /* of the interval bytes_left was drawn for */
-    unsigned depth;        /* > 0 while this thread runs a hook */
-    unsigned slot;         /* the slot of the hook it runs */
-};
-extern __thread struct cm_sampler cm_sampler_tls __attribute__((tls_model("initial-exec")));
-extern unsigned cm_sample_generation;
-
-/* Counts n bytes off this thread's countdown and says whether the
- * allocation is certainly not sampled; when it may be, the countdown is
- * left alone and cm_hooks_should_trace decides. */
-static inline bool cm_sample_skip(size_t n)
+/* ---- seam.h's state: the features' mode ---- */
+static inline unsigned cm_ext_mode(void)
 {
-    struct cm_sampler *t = &cm_sampler_tls;
-    if (cm_likely(n < t->bytes_left &&
-                  t->generation == __atomic_load_n(&cm_sample_generation, __ATOMIC_RELAXED))) {
-        t->bytes_left -= n;
-        return true;
-    }
-    return false;
+    return __atomic_load_n(&cm_hot.ext, __ATOMIC_RELAXED);
 }
 
-bool cm_hooks_should_trace(size_t n, size_t *weight);
-size_t cm_hooks_weight(size_t n);
-void *cm_traced_alloc(size_t n, size_t align);
-void cm_hooks_report(const struct cmalloc_event *ev);
-void cm_hooks_fork_prepare(void);
-void cm_hooks_fork_parent(void);
-void cm_hooks_fork_child(void);
-
-/* ---- hardened.c and valgrind.c: per-block guards (CM_EXT_GUARDS) ----
- * The core hands out blocks of cm_guard_request(n) bytes; the guards keep
- * what they need in the extra room (the requested size, a canary). */
-void cm_guard_init(void);
-size_t cm_guard_request(size_t n);
-void *cm_guard_after_alloc(void *p, size_t n, bool zero);
-bool cm_guard_before_free(void *p);
-size_t cm_guard_usable(void *p, size_t core_usable);
-/* Resizes p in place, or a huge block by moving its pages; NULL when ext.c
- * must move it by copying. */
-void *cm_guard_realloc(void *p, size_t n);
-/* The guards' share of the core: the random order of cache refills in
- * hardened mode, and what a run must lose when it is given back. */
-uint64_t cm_guard_random(void);
-void cm_guard_forget_run(const struct cm_run *r);
-extern cm_lock_t cm_quarantine_lock;
-/* Freed blocks wait in the quarantine, where the core still counts them as
- * handed out: what cmalloc_owns and the statistics must know. */
-bool cm_guard_is_live(const void *p);
-bool cm_guard_quarantined(const struct cm_arena *a, size_t counts[CM_NCLASSES + 1],
-                          bool only_try);
-
-/* Memcheck client requests (valgrind.c), compiled in with CMALLOC_VALGRIND. */
-#ifdef CM_VALGRIND
-bool cm_valgrind_running(void);
-void cm_valgrind_alloc(void *p, size_t n, bool zeroed);
-void cm_valgrind_free(void *p);
-void cm_valgrind_noaccess(const void *p, size_t n);
-void cm_valgrind_defined(const void *p, size_t n);
-void cm_valgrind_undefined(const void *p, size_t n);
-void cm_valgrind_quiet(bool quiet);
-#else
-static inline bool cm_valgrind_running(void)
+/* Whether calls other than malloc and free (which reach the features
+ * through their slow paths) must go to cm_ext. Initialises cmalloc first,
+ * since attaching the features decides. */
+static inline bool cm_ext_calls(void)
 {
-    return false;
+    cm_ensure_init();
+    return cm_ext_mode() & CM_EXT_CALLS;
 }
-static inline void cm_valgrind_alloc(void *p, size_t n, bool zeroed)
-{
-    (void)p, (void)n, (void)zeroed;
-}
-static inline void cm_valgrind_free(void *p)
-{
-    (void)p;
-}
-static inline void cm_valgrind_noaccess(const void *p, size_t n)
-{
-    (void)p, (void)n;
-}
-static inline void cm_valgrind_defined(const void *p, size_t n)
-{
-    (void)p, (void)n;
-}
-static inline void cm_valgrind_undefined(const void *p, size_t n)
-{
-    (void)p, (void)n;
-}
-static inline void cm_valgrind_quiet(bool quiet)
-{
-    (void)quiet;
-}
-#endif
 
 /* Clears the first n bytes of a block just handed out without alignment,
  * for calloc. A fresh huge mapping is zero already: clearing it would only
@@ -602,5 +373,7 @@ struct mallinfo2 cm_stats_mallinfo2(void);
 int cm_stats_malloc_info(int options, FILE *fp);
 
 #pragma GCC visibility pop
+
+#include "fastpath.h"
 
 #endif

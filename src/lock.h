@@ -4,10 +4,7 @@
 #ifndef CM_LOCK_H
 #define CM_LOCK_H
 
-#include <errno.h>
-#include <linux/futex.h>
-#include <sys/syscall.h>
-#include <unistd.h>
+#include "prim.h"
 
 typedef struct {
     int state;  /* 0 free, 1 held, 2 held with waiters */
@@ -24,15 +21,6 @@ static inline void cm_cpu_relax(void)
 #endif
 }
 
-/* futex() reports EAGAIN and EINTR through errno, and callers such as free()
- * must leave errno as they found it. */
-static inline void cm_futex(int *addr, int op, int val)
-{
-    int saved = errno;
-    syscall(SYS_futex, addr, op, val, NULL, NULL, 0);
-    errno = saved;
-}
-
 static inline void cm_lock_slow(cm_lock_t *l)
 {
     for (int i = 0; i < CM_LOCK_SPINS; i++) {
@@ -44,7 +32,7 @@ static inline void cm_lock_slow(cm_lock_t *l)
         cm_cpu_relax();
     }
     while (__atomic_exchange_n(&l->state, 2, __ATOMIC_ACQUIRE) != 0)
-        cm_futex(&l->state, FUTEX_WAIT_PRIVATE, 2);
+        cm_prim_futex_wait(&l->state, 2);
 }
 
 static inline void cm_lock(cm_lock_t *l)
@@ -68,7 +56,7 @@ static inline int cm_trylock(cm_lock_t *l)
 static inline void cm_unlock(cm_lock_t *l)
 {
     if (__builtin_expect(__atomic_exchange_n(&l->state, 0, __ATOMIC_RELEASE) == 2, 0))
-        cm_futex(&l->state, FUTEX_WAKE_PRIVATE, 1);
+        cm_prim_futex_wake(&l->state, 1);
 }
 
 /* In a forked child only the forking thread exists, so whatever state the

@@ -232,11 +232,11 @@ static void read_options_string(const char *s)
 
 void cm_options_read(void)
 {
-    const char *all = cm_getenv("CMALLOC_OPTIONS");
+    const char *all = cm_prim_getenv("CMALLOC_OPTIONS");
     if (all)
         read_options_string(all);
     for (size_t i = 0; i < sizeof specs / sizeof specs[0]; i++) {
-        const char *v = cm_getenv(specs[i].env);
+        const char *v = cm_prim_getenv(specs[i].env);
         if (v)
             set_option(specs[i].env, specs[i].key, strlen(specs[i].key), v, strlen(v));
     }

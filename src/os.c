@@ -1,5 +1,5 @@
-/* The OS seam: the only file that calls sbrk, mmap, mremap, munmap,
- * madvise and mprotect, and the owner of the segment map.
+/* Memory from the OS, through the OS seam (prim.h): what the allocator
+ * holds from the kernel, counted, and the sbrk heap.
  *
  * Heap segments come from the program break when we can get it: the break is
  * re-read every time, because other code may move it, and the gap up to the
@@ -9,14 +9,9 @@
  * free sbrk segments are purged and kept for reuse, since memory around them
  * may not be ours.
  *
- * The segment map has one byte per 4 MiB granule of the user address space
- * (32 MiB of address space, of which only the pages for granules we use are
- * ever touched), holding the kind of segment whose header starts there.
- * free() tests it before it reads a header, so a pointer that is not ours
- * never makes us read wild memory. */
+ * The segment map (segment.c) is not here: it says what the segments hold,
+ * not where they came from. */
 #include <errno.h>
-#include <sys/mman.h>
-#include <unistd.h>
 
 #include "internal.h"
 
@@ -58,27 +53,14 @@ void cm_os_stats_get(struct cm_os_stats *out)
 /* Free sbrk segments below the top of the heap, purged, for reuse. */
 static struct cm_segment *free_heap_segments;
 
-void cm_segmap_set(const void *seg, uint8_t tag)
-{
-    __atomic_store_n(&cm_hot.segmap[(uintptr_t)seg >> CM_SEG_SHIFT], tag, __ATOMIC_RELEASE);
-}
-
-void cm_segmap_clear(const void *seg)
-{
-    __atomic_store_n(&cm_hot.segmap[(uintptr_t)seg >> CM_SEG_SHIFT], 0, __ATOMIC_RELEASE);
-}
-
 static void *raw_map(size_t size)
 {
-    void *p = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-    return p == MAP_FAILED ? NULL : p;
+    return cm_prim_map(size);
 }
 
 static void raw_unmap(void *p, size_t size)
 {
-    int saved = errno;
-    munmap(p, size);
-    errno = saved;
+    cm_prim_unmap(p, size);
 }
 
 void *cm_os_map(size_t size)
@@ -124,9 +106,7 @@ void *cm_os_map_aligned(size_t size, size_t align)
 
 void cm_os_purge(void *p, size_t size)
 {
-    int saved = errno;
-    madvise(p, size, MADV_DONTNEED);
-    errno = saved;
+    cm_prim_purge(p, size);
     __atomic_add_fetch(&purged_total, size, __ATOMIC_RELAXED);
 }
 
@@ -135,26 +115,19 @@ void cm_os_purge(void *p, size_t size)
  * split the mapping. */
 bool cm_os_protect(void *p, size_t size, bool accessible)
 {
-    int saved = errno;
-    bool ok = mprotect(p, size, accessible ? PROT_READ | PROT_WRITE : PROT_NONE) == 0;
-    errno = saved;
-    return ok;
+    return cm_prim_protect(p, size, accessible);
 }
 
 bool cm_os_resize_in_place(void *p, size_t old_size, size_t new_size)
 {
-    int saved = errno;
-    bool ok;
     if (new_size < old_size) {
-        ok = munmap((char *)p + new_size, old_size - new_size) == 0;
-        if (ok)
-            note_unmapped(old_size - new_size);
-    } else {
-        ok = mremap(p, old_size, new_size, 0) != MAP_FAILED;
-        if (ok)
-            note_mapped(new_size - old_size);
+        raw_unmap((char *)p + new_size, old_size - new_size);
+        note_unmapped(old_size - new_size);
+        return true;
     }
-    errno = saved;
+    bool ok = cm_prim_grow_in_place(p, old_size, new_size);
+    if (ok)
+        note_mapped(new_size - old_size);
     return ok;
 }
 
@@ -162,31 +135,28 @@ bool cm_os_resize_in_place(void *p, size_t old_size, size_t new_size)
  * an aligned range, then let mremap move the pages onto it. */
 void *cm_os_move_aligned(void *p, size_t old_size, size_t new_size, size_t align)
 {
-    int saved = errno;
     char *target = raw_map_aligned(new_size, align);
     if (!target)
         return NULL;
-    void *moved = mremap(p, old_size, new_size, MREMAP_MAYMOVE | MREMAP_FIXED, target);
-    if (moved == MAP_FAILED) {
+    void *moved = cm_prim_move(p, old_size, new_size, target);
+    if (!moved) {
         raw_unmap(target, new_size);
-        errno = saved;
         return NULL;
     }
     note_mapped(new_size - old_size);
-    errno = saved;
     return moved;
 }
 
 static struct cm_segment *sbrk_segment(void)
 {
-    char *cur = sbrk(0);
+    char *cur = cm_prim_sbrk(0);
     if (cur == (char *)-1)
         return NULL;
     uintptr_t start = ((uintptr_t)cur + CM_SEG_MASK) & ~(uintptr_t)CM_SEG_MASK;
     size_t incr = (size_t)(start - (uintptr_t)cur) + CM_SEG_SIZE;
     if (incr > (size_t)PTRDIFF_MAX)
         return NULL;
-    char *old = sbrk((intptr_t)incr);
+    char *old = cm_prim_sbrk((intptr_t)incr);
     if (old == (char *)-1)
         return NULL;
     note_mapped(incr);
@@ -238,17 +208,17 @@ void cm_os_release_segment(struct cm_segment *s)
         return;
     }
     cm_lock(&cm_heap_lock);
-    if ((char *)s + CM_SEG_SIZE == sbrk(0)) {
-        sbrk(-(intptr_t)CM_SEG_SIZE);
+    if ((char *)s + CM_SEG_SIZE == cm_prim_sbrk(0)) {
+        cm_prim_sbrk(-(intptr_t)CM_SEG_SIZE);
         note_unmapped(CM_SEG_SIZE);
         /* The pooled segments now at the top can follow it down. */
         bool lowered = true;
         while (lowered) {
             lowered = false;
             for (struct cm_segment **link = &free_heap_segments; *link; link = &(*link)->next) {
-                if ((char *)*link + CM_SEG_SIZE == sbrk(0)) {
+                if ((char *)*link + CM_SEG_SIZE == cm_prim_sbrk(0)) {
                     *link = (*link)->next;
-                    sbrk(-(intptr_t)CM_SEG_SIZE);
+                    cm_prim_sbrk(-(intptr_t)CM_SEG_SIZE);
                     note_unmapped(CM_SEG_SIZE);
                     lowered = true;
                     break;

@@ -24,10 +24,7 @@
 #define CM_TCACHE_START_BLOCKS 8
 #define CM_TCACHE_START_BYTES 4096
 
-/* Until initialisation has decided which guards are on, every call takes
- * the ext paths, whose guards initialise cmalloc before the core hands out
- * a block: the call that starts cmalloc up gets a guarded block too. */
-struct cm_hot cm_hot = {.ext = CM_EXT_GUARDS};
+struct cm_hot cm_hot;
 _Static_assert(CM_TCACHE_MAX * sizeof(void *) < 65536, "a bin region must be shorter than 64 KiB");
 struct cm_class cm_classes[CM_NCLASSES + 1];
 
@@ -102,7 +99,7 @@ void cm_sizeclass_init(void)
         c->slot_first = (uint16_t)slot;
         c->slot_count = size <= CM_MAX_CLASS_SIZE ? (uint16_t)cap : 0;
         slot += c->slot_count;
-        c->tcache_max = size <= cm_opt.tcache_max_size ? (uint32_t)cap : 0;
+        c->tcache_max = size <= cm_opt.tcache_max_size && !cm_ext.no_thread_cache ? (uint32_t)cap : 0;
         size_t start = CM_TCACHE_START_BYTES / size;
         start = start < 2 ? 2 : start > CM_TCACHE_START_BLOCKS ? CM_TCACHE_START_BLOCKS : start;
         c->tcache_start = start < c->tcache_max ? (uint32_t)start : c->tcache_max;

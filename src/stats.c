@@ -89,7 +89,7 @@ static void snapshot_arena(struct cm_arena *a, struct arena_snapshot *snap, bool
     bool locked = lock_arena(a, from_signal);
     if (locked)
         cm_arena_collect_remote(a);
-    snap->traced = a == &cm_traced_arena;
+    snap->traced = a->tag >= CM_TAG_EXTRA_FIRST;
     snap->exact = locked;
     snap->threads = LOAD(a->nthreads);
     snap->segments = LOAD(a->nsegments);
@@ -114,8 +114,8 @@ static void snapshot_arena(struct cm_arena *a, struct arena_snapshot *snap, bool
             snap->requested += cm_tcache_requested(tc);
     }
     size_t quarantined[CM_NCLASSES + 1] = {0};
-    if (cm_hot.ext & CM_EXT_GUARDS)
-        cm_guard_quarantined(a, quarantined, from_signal);
+    if (cm_ext.held_blocks)
+        cm_ext.held_blocks(a, quarantined, from_signal);
     for (unsigned cls = 1; cls <= CM_NCLASSES; cls++) {
         struct cm_bin *bin = &a->bins[cls];
         struct class_snapshot *c = &snap->classes[cls];
@@ -157,16 +157,24 @@ static bool class_seen(const struct class_snapshot *c)
     return c->runs || c->nmalloc;
 }
 
-/* The arenas a report covers: cm_arenas[0..n) and then, once it has ever
- * held memory, the traced arena (hooks.c), whose blocks are in use too. */
+/* The arenas a report covers: cm_arenas[0..n) and then the features'
+ * arenas that have ever held memory, whose blocks are in use too. */
 static struct cm_arena *arena_at(unsigned i)
 {
     unsigned n = __atomic_load_n(&cm_narenas, __ATOMIC_ACQUIRE);
     if (i < n)
         return cm_arenas[i];
-    if (i == n && LOAD(cm_traced_arena.nsegments_peak))
-        return &cm_traced_arena;
+    for (unsigned k = 0; k < cm_nextra_arenas; k++) {
+        if (LOAD(cm_extra_arenas[k]->nsegments_peak) && i-- == n)
+            return cm_extra_arenas[k];
+    }
     return NULL;
+}
+
+/* What a feature's arena holds, in the words it registered. */
+static const char *extra_arena_name(const struct cm_arena *a)
+{
+    return cm_extra_arena_names[a->index - CM_MAX_ARENAS];
 }
 
 /* An emitter formats one piece at a time and collects the pieces in a
@@ -205,7 +213,7 @@ static void emit(struct emitter *e, const char *fmt, ...)
 
 static void fd_sink(void *ctx, const char *s, size_t n)
 {
-    cm_write_fd(*(int *)ctx, s, n);
+    cm_prim_write(*(int *)ctx, s, n);
 }
 
 static void file_sink(void *ctx, const char *s, size_t n)
@@ -222,13 +230,15 @@ static void print_text(struct emitter *e, bool from_signal)
     size_t system = 0, in_use = 0;
     unsigned threads = 0, narenas = 0, inexact = 0;
     uint64_t requested = 0;
-    bool traced = false;
     struct cm_arena *a;
 
     memset(classes, 0, sizeof classes);
     for (unsigned i = 0; (a = arena_at(i)); i++) {
         snapshot_arena(a, &snap, from_signal);
-        emit(e, "Arena %u:\n", i);
+        if (snap.traced)
+            emit(e, "Arena %u (%s):\n", i, extra_arena_name(a));
+        else
+            emit(e, "Arena %u:\n", i);
         emit(e, "system bytes     = %10zu\n", snap.segments * CM_SEG_SIZE);
         emit(e, "in use bytes     = %10zu\n", snap.in_use);
         system += snap.segments * CM_SEG_SIZE;
@@ -236,7 +246,6 @@ static void print_text(struct emitter *e, bool from_signal)
         threads += snap.threads;
         requested += snap.requested;
         inexact += !snap.exact;
-        traced |= snap.traced;
         narenas += !snap.traced;
         add_classes(classes, &snap);
     }
@@ -250,9 +259,8 @@ static void print_text(struct emitter *e, bool from_signal)
     emit(e, "in use bytes     = %10zu\n", in_use + huge.bytes);
     emit(e, "max mmap regions = %10zu\n", huge.max_count);
     emit(e, "max mmap bytes   = %10zu\n", huge.max_bytes);
-    emit(e, "%s: %u arenas, %u threads, %zu mmap regions, %zu bytes of freed mappings cached%s\n",
-         CMALLOC_VERSION_TEXT, narenas, threads, huge.count, cached,
-         traced ? ", the last arena above holds the blocks reported to hooks" : "");
+    emit(e, "%s: %u arenas, %u threads, %zu mmap regions, %zu bytes of freed mappings cached\n",
+         CMALLOC_VERSION_TEXT, narenas, threads, huge.count, cached);
     emit(e, "requested bytes  = %10llu\n", (unsigned long long)requested);
     emit(e, "held from OS     = %10zu bytes, at most %zu\n", os.held, os.held_peak);
     emit(e, "returned to OS   = %10llu bytes: %llu purged, %llu unmapped\n",
@@ -307,7 +315,7 @@ static void print_json(struct emitter *e, bool from_signal)
 
     memset(classes, 0, sizeof classes);
     emit(e, "{\"schema\":\"%s\",\"schema_version\":%d,\"version\":\"%s\",\"pid\":%d,\"arenas\":[",
-         CM_JSON_SCHEMA, CM_JSON_SCHEMA_VERSION, CMALLOC_VERSION_STRING, (int)getpid());
+         CM_JSON_SCHEMA, CM_JSON_SCHEMA_VERSION, CMALLOC_VERSION_STRING, cm_prim_getpid());
     for (unsigned i = 0; (a = arena_at(i)); i++) {
         snapshot_arena(a, &snap, from_signal);
         emit(e, "%s{\"index\":%u,\"traced\":%s,\"exact\":%s,\"threads\":%u,\"segments\":%zu,"

@@ -68,23 +68,24 @@ void cm_tcache_countdown_all(uint64_t bytes)
     }
 }
 
-/* For allocations the ext paths make without the countdown. */
+/* Lets a feature that samples allocations set this thread's countdown to
+ * the bytes until its next sample. */
+void cm_countdown_arm(uint64_t bytes)
+{
+    countdown_arm(&cm_tls, bytes);
+}
+
+/* For allocations the features make without the countdown. */
 void cm_count_request(size_t n)
 {
     cm_tls.requested_base += n;
 }
 
-/* Features above the core that want a look at every malloc (hooks, and
- * the guards) keep the countdown at 0; the guards, which see every block,
- * also need every free, so threads then hold no tag. */
-static unsigned ext_bits(void)
-{
-    return __atomic_load_n(&cm_hot.ext, __ATOMIC_RELAXED);
-}
-
+/* With CM_EXT_FREES every free must reach the features: threads then hold
+ * no tag. */
 static uint8_t fast_free_tag(const struct cm_arena *a)
 {
-    return ext_bits() & CM_EXT_GUARDS ? CM_TAG_NONE : a->tag;
+    return cm_ext_mode() & CM_EXT_FREES ? CM_TAG_NONE : a->tag;
 }
 
 /* Sets a bin's capacity, keeping the blocks it holds (cap >= their count). */
@@ -215,17 +216,18 @@ void cm_tcache_flush_all(struct cm_tcache *tc)
     }
 }
 
-/* malloc's countdown ran out: the statistics take what it counted, a
- * feature that wants to see allocations gets this one, and the countdown
+/* malloc's countdown ran out. While features see the calls, this one goes
+ * to them with the countdown as it was before it: they count the request,
+ * and set the countdown if they want to see fewer calls (cm_countdown_arm:
+ * a sampler's bytes until the next sample), or leave it at what it was, 0
+ * for every call. Otherwise the statistics keep what it counted and it
  * starts again. */
 CM_NOINLINE void *cm_alloc_crossed(size_t n)
 {
     struct cm_tcache *tc = cm_tcache_get();
-    if (cm_unlikely(ext_bits())) {
-        /* The ext path counts the request itself. */
-        countdown_arm(tc, 0);
-        tc->requested_base -= n;
-        return cm_ext_alloc(n, 0, CMALLOC_FN_MALLOC);
+    if (cm_unlikely(cm_ext_mode() & CM_EXT_CALLS)) {
+        tc->countdown += n;
+        return cm_ext.alloc(n, 0, CMALLOC_FN_MALLOC);
     }
     countdown_arm(tc, CM_COUNTDOWN_PERIOD);
     return cm_cache_alloc(n);
@@ -300,9 +302,9 @@ bool cm_block_is_free(struct cm_tcache *tc, struct cm_segment *s, void *p, unsig
  * this block is one of theirs, then the checked core free. */
 CM_NOINLINE void cm_free_slow(void *p)
 {
-    if (cm_unlikely(__atomic_load_n(&cm_hot.ext, __ATOMIC_RELAXED))) {
+    if (cm_unlikely(cm_ext_mode() & CM_EXT_CALLS)) {
         int saved_errno = errno;
-        cm_ext_free(p, CMALLOC_FN_FREE);
+        cm_ext.free(p, CMALLOC_FN_FREE);
         errno = saved_errno;
         return;
     }

@@ -113,7 +113,7 @@ struct cm_segment {
     uint8_t kind;
     uint8_t from_mmap;            /* heap segment: 0 = sbrk, 1 = mmap */
     uint8_t zeroed;               /* huge: the block has never been written */
-    uint8_t traced;               /* huge: its allocation was reported to hooks */
+    uint8_t mark;                 /* huge: a feature's mark (cm_huge_set_mark) */
     uint8_t page_cls[CM_SEG_PAGES];
     struct cm_run runs[CM_SEG_PAGES];
 };

@@ -10,7 +10,7 @@
  * keeps its free-list link in once the block is back in a free list. */
 #include <valgrind/memcheck.h>
 
-#include "internal.h"
+#include "ext.h"
 
 /* Only memcheck uses the annotations. Under callgrind or cachegrind they
  * would only send every call down the ext paths and skew what those tools

@@ -1,21 +1,12 @@
-/* The libc seam: everything cmalloc needs from the C library on paths that
- * malloc itself may run, written so that none of it can allocate. stdio,
- * getenv, sysconf and friends are not safe there (they may call malloc, or
- * run before libc is set up), so we bring a tiny formatter and read the
- * environment and /proc ourselves. */
-#include <errno.h>
-#include <fcntl.h>
-#include <sched.h>
+/* Formatting and messages: a tiny printf that writes into a buffer, for
+ * every report and message cmalloc prints. stdio is not safe on paths that
+ * malloc itself may run (it may call malloc, or run before libc is set up),
+ * and this never allocates. */
 #include <stdlib.h>
 #include <string.h>
-#include <sys/auxv.h>
-#include <sys/syscall.h>
-#include <time.h>
 #include <unistd.h>
 
 #include "internal.h"
-
-extern char **environ;
 
 struct cm_out {
     char *buf;
@@ -158,21 +149,6 @@ size_t cm_format(char *buf, size_t cap, const char *fmt, ...)
     return n;
 }
 
-void cm_write_fd(int fd, const char *buf, size_t len)
-{
-    int saved = errno;
-    while (len) {
-        ssize_t w = write(fd, buf, len);
-        if (w < 0 && errno == EINTR)
-            continue;
-        if (w <= 0)
-            break;
-        buf += w;
-        len -= (size_t)w;
-    }
-    errno = saved;
-}
-
 static void vmessage(const char *fmt, va_list ap)
 {
     char line[512];
@@ -181,7 +157,7 @@ static void vmessage(const char *fmt, va_list ap)
     if (n >= sizeof line - 1)
         n = sizeof line - 2;
     line[n++] = '\n';
-    cm_write_fd(STDERR_FILENO, line, n);
+    cm_prim_write(STDERR_FILENO, line, n);
 }
 
 void cm_message(const char *fmt, ...)
@@ -201,82 +177,3 @@ _Noreturn void cm_fatal(const char *fmt, ...)
     abort();
 }
 
-const char *cm_getenv(const char *name)
-{
-    size_t len = strlen(name);
-    if (!environ)
-        return NULL;
-    for (char **e = environ; *e; e++) {
-        if (strncmp(*e, name, len) == 0 && (*e)[len] == '=')
-            return *e + len + 1;
-    }
-    return NULL;
-}
-
-/* Parses the kernel's CPU list format, e.g. "0-3,8,10-11". */
-static unsigned count_cpu_list(const char *s)
-{
-    unsigned count = 0;
-    while (*s >= '0' && *s <= '9') {
-        unsigned lo = 0, hi;
-        while (*s >= '0' && *s <= '9')
-            lo = lo * 10 + (unsigned)(*s++ - '0');
-        hi = lo;
-        if (*s == '-') {
-            s++;
-            hi = 0;
-            while (*s >= '0' && *s <= '9')
-                hi = hi * 10 + (unsigned)(*s++ - '0');
-        }
-        if (hi >= lo)
-            count += hi - lo + 1;
-        if (*s != ',')
-            break;
-        s++;
-    }
-    return count;
-}
-
-unsigned cm_online_cpus(void)
-{
-    int saved = errno;
-    unsigned n = 0;
-    int fd = open("/sys/devices/system/cpu/online", O_RDONLY | O_CLOEXEC);
-    if (fd >= 0) {
-        char buf[256];
-        ssize_t r = read(fd, buf, sizeof buf - 1);
-        close(fd);
-        if (r > 0) {
-            buf[r] = '\0';
-            n = count_cpu_list(buf);
-        }
-    }
-    if (n == 0) {
-        cpu_set_t set;
-        if (syscall(SYS_sched_getaffinity, 0, sizeof set, &set) > 0)
-            n = (unsigned)CPU_COUNT(&set);
-    }
-    errno = saved;
-    return n ? n : 1;
-}
-
-/* Two secrets from the kernel's AT_RANDOM bytes (no syscall needed), mixed
- * with addresses and time so that even a missing auxv entry gives a value
- * that differs between processes. */
-void cm_random_seed(uintptr_t out[2])
-{
-    uint64_t seed[2] = {0x9e3779b97f4a7c15ULL, 0xbf58476d1ce4e5b9ULL};
-    const unsigned char *r = (const unsigned char *)getauxval(AT_RANDOM);
-    if (r)
-        memcpy(seed, r, sizeof seed);
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    seed[0] ^= (uint64_t)(uintptr_t)&ts ^ (uint64_t)ts.tv_nsec;
-    seed[1] ^= (uint64_t)(uintptr_t)out << 17 ^ (uint64_t)ts.tv_sec;
-    for (int i = 0; i < 2; i++) {
-        uint64_t z = seed[i] + 0x9e3779b97f4a7c15ULL;
-        z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
-        z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
-        out[i] = (uintptr_t)(z ^ (z >> 31)) | 1;
-    }
-}

@@ -22,9 +22,10 @@
  * segment map, and are found through a short registry instead; they are rare
  * enough that a locked list is the right structure.
  *
- * In hardened mode a huge block ends at a PROT_NONE guard page, the last
- * page of its mapping, as close to it as the block's alignment allows, so
- * an access past its end faults at once. Such mappings are unmapped when
+ * When a feature asks for it (hardened mode), a huge block ends at a
+ * PROT_NONE guard region, the last cm_ext.huge_guard bytes of its mapping,
+ * as close to it as the block's alignment allows, so an access past its end
+ * faults at once. Such mappings are unmapped when
  * freed rather than cached (a use after free faults too, and a cached one
  * would take its guard page into the middle of the next block). A resize
  * lifts the guard (mremap wants one mapping, not two) and puts it back at
@@ -32,7 +33,6 @@
  * growth reserve) away from it. */
 #include <errno.h>
 #include <string.h>
-#include <time.h>
 
 #include "internal.h"
 
@@ -74,9 +74,10 @@ void cm_huge_stats_get(struct cm_huge_stats *out)
     out->max_bytes = __atomic_load_n(&huge_max_bytes, __ATOMIC_RELAXED);
 }
 
+/* A feature may want the end of every mapping inaccessible (seam.h). */
 static size_t guard_size(void)
 {
-    return __atomic_load_n(&cm_hot.ext, __ATOMIC_RELAXED) & CM_EXT_HARDENED ? CM_PAGE_SIZE : 0;
+    return cm_ext.huge_guard;
 }
 
 /* Puts up (or lifts) the guard page at the end of s's mapping. Putting it
@@ -86,13 +87,6 @@ static bool set_guard(struct cm_segment *s, bool up)
 {
     size_t guard = guard_size();
     return !guard || cm_os_protect((char *)s + s->map_size - guard, guard, !up);
-}
-
-static uint64_t now_ns(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
 }
 
 static void cache_remove(unsigned i)
@@ -107,7 +101,7 @@ static void cache_remove(unsigned i)
  * Returns how many. */
 static unsigned cache_expire(struct cm_segment **out, bool everything)
 {
-    uint64_t cutoff = now_ns() - (uint64_t)cm_opt.purge_delay_ms * 1000000u;
+    uint64_t cutoff = cm_prim_now_ns() - (uint64_t)cm_opt.purge_delay_ms * 1000000u;
     unsigned n = 0;
     while (huge_cache_len && (everything || huge_cache[0]->cached_at <= cutoff)) {
         out[n++] = huge_cache[0];
@@ -171,7 +165,7 @@ static bool cache_put(struct cm_segment *s)
     struct cm_segment *expired[CM_HUGE_CACHE_SLOTS + 1];
     if (s->map_size > cm_opt.trim_threshold || cm_opt.purge_delay_ms == 0 || guard_size())
         return false;
-    s->cached_at = now_ns();
+    s->cached_at = cm_prim_now_ns();
     cm_lock(&cm_heap_lock);
     unsigned n = cache_expire(expired, false);
     while (huge_cache_len && (huge_cache_len == CM_HUGE_CACHE_SLOTS ||
@@ -248,7 +242,7 @@ void *cm_huge_alloc(size_t n, size_t align)
         offset = (map_size - guard - n) & ~(unit - 1);
     }
     s->kind = CM_SEG_HUGE;
-    s->traced = 0;
+    s->mark = 0;
     s->block_offset = offset;
     if (offset >= CM_SEG_SIZE) {
         cm_lock(&cm_heap_lock);
@@ -352,4 +346,14 @@ void *cm_huge_realloc(struct cm_segment *s, size_t n)
     cm_segmap_set(moved, CM_TAG_HUGE);
     account(0, (ptrdiff_t)new_size - (ptrdiff_t)old_size);
     return (char *)moved + moved->block_offset;
+}
+
+void cm_huge_set_mark(struct cm_segment *s, bool on)
+{
+    s->mark = on;
+}
+
+bool cm_huge_marked(const struct cm_segment *s)
+{
+    return s->mark;
 }

@@ -1,5 +1,6 @@
-/* The ext paths: what the entry points do while cm_hot.ext is non-zero,
- * that is while a hook is installed, in hardened mode or under Valgrind.
+/* The ext paths: where the core's seams (seam.h) send the malloc family
+ * while a hook is installed, in hardened mode or under Valgrind, and the
+ * attachment of the features at initialisation.
  *
  * They are the core paths with two layers around them. The guards
  * (hardened.c, valgrind.c) ask the core for a little more room per block
@@ -13,24 +14,56 @@
 #include <errno.h>
 #include <string.h>
 
-#include "internal.h"
+#include "ext.h"
+
+uint8_t cm_features;
+
+/* The core's mode follows the features: any of them wants the calls, the
+ * guards every free too. */
+void cm_features_set(unsigned bits, bool on)
+{
+    if (on)
+        __atomic_fetch_or(&cm_features, (uint8_t)bits, __ATOMIC_RELEASE);
+    else
+        __atomic_fetch_and(&cm_features, (uint8_t)~bits, __ATOMIC_RELEASE);
+    unsigned now = cm_features_now();
+    cm_ext_set_mode(CM_EXT_FREES, now & CM_FEAT_GUARDS);
+    cm_ext_set_mode(CM_EXT_CALLS, now != 0);
+}
+
+static int owns_without_guards(const void *p)
+{
+    (void)p;
+    return 1;
+}
+
+void cm_ext_attach(void)
+{
+    cm_ext.alloc = cm_ext_alloc;
+    cm_ext.free = cm_ext_free;
+    cm_ext.realloc = cm_ext_realloc;
+    cm_ext.usable = cm_ext_usable;
+    cm_ext.owns = owns_without_guards;
+    cm_hooks_attach();
+    cm_guard_attach();
+}
 
 static bool block_is_traced(struct cm_block_info info)
 {
-    return info.cls ? info.segment->arena == &cm_traced_arena : info.segment->traced;
+    return info.cls ? info.segment->arena == &cm_traced_arena : cm_huge_marked(info.segment);
 }
 
 static size_t usable(void *p, unsigned ext)
 {
     size_t core = cm_core_usable(p);
-    return ext & CM_EXT_GUARDS ? cm_guard_usable(p, core) : core;
+    return ext & CM_FEAT_GUARDS ? cm_guard_usable(p, core) : core;
 }
 
 /* A block of n bytes for the program, guarded when the guards are on,
  * from the traced arena when it is to be reported. */
 static void *alloc_block(size_t n, size_t align, bool traced, bool zero, unsigned ext)
 {
-    size_t request = ext & CM_EXT_GUARDS ? cm_guard_request(n) : n;
+    size_t request = ext & CM_FEAT_GUARDS ? cm_guard_request(n) : n;
     if (request == SIZE_MAX) {
         errno = ENOMEM;
         return NULL;
@@ -40,7 +73,7 @@ static void *alloc_block(size_t n, size_t align, bool traced, bool zero, unsigne
     void *p = traced ? cm_traced_alloc(request, align) : cm_alloc_aligned(align, request);
     if (!p)
         return NULL;
-    if (ext & CM_EXT_GUARDS)
+    if (ext & CM_FEAT_GUARDS)
         return cm_guard_after_alloc(p, n, zero);
     if (zero)
         cm_zero_new_block(p, n);
@@ -49,7 +82,7 @@ static void *alloc_block(size_t n, size_t align, bool traced, bool zero, unsigne
 
 static inline void free_block(void *p, unsigned ext)
 {
-    if ((ext & CM_EXT_GUARDS) && !cm_guard_before_free(p))
+    if ((ext & CM_FEAT_GUARDS) && !cm_guard_before_free(p))
         return;
     cm_core_free(p);
 }
@@ -73,7 +106,7 @@ static CM_NOINLINE void *alloc_reported(size_t n, size_t align, enum cmalloc_fun
                                         unsigned ext)
 {
     size_t weight = 0;
-    bool traced = (ext & CM_EXT_HOOKS) && cm_hooks_should_trace(n, &weight);
+    bool traced = (ext & CM_FEAT_HOOKS) && cm_hooks_should_trace(n, &weight);
     void *p = alloc_block(n, align, traced, fn == CMALLOC_FN_CALLOC, ext);
     if (p && traced)
         report(CMALLOC_EVENT_ALLOC, fn, p, n, usable(p, ext), align, weight);
@@ -84,11 +117,9 @@ static CM_NOINLINE void *alloc_reported(size_t n, size_t align, enum cmalloc_fun
  * fast path after one countdown. */
 void *cm_ext_alloc(size_t n, size_t align, enum cmalloc_function fn)
 {
-    unsigned ext = __atomic_load_n(&cm_hot.ext, __ATOMIC_RELAXED);
-    if (cm_likely(ext == CM_EXT_HOOKS && !align && fn != CMALLOC_FN_CALLOC) && cm_sample_skip(n)) {
-        cm_count_request(n);
+    unsigned ext = cm_features_now();
+    if (cm_likely(ext == CM_FEAT_HOOKS && !align && fn != CMALLOC_FN_CALLOC) && cm_sample_skip(n))
         return cm_cache_alloc(n);
-    }
     return alloc_reported(n, align, fn, ext);
 }
 
@@ -96,7 +127,7 @@ static CM_NOINLINE void free_reported(void *p, enum cmalloc_function fn, unsigne
 {
     if (!p)
         return;
-    if (ext & CM_EXT_HOOKS) {
+    if (ext & CM_FEAT_HOOKS) {
         struct cm_block_info info = cm_locate_or_die("free", p);
         if (block_is_traced(info)) {
             size_t size = usable(p, ext);
@@ -109,9 +140,9 @@ static CM_NOINLINE void free_reported(void *p, enum cmalloc_function fn, unsigne
 /* A block of an ordinary heap segment was never reported. */
 void cm_ext_free(void *p, enum cmalloc_function fn)
 {
-    unsigned ext = __atomic_load_n(&cm_hot.ext, __ATOMIC_RELAXED);
+    unsigned ext = cm_features_now();
     unsigned tag = cm_segmap_tag((uintptr_t)p);
-    if (cm_likely(!(ext & CM_EXT_GUARDS) && cm_tag_is_heap(tag) && tag < CM_TAG_EXTRA_FIRST)) {
+    if (cm_likely(!(ext & CM_FEAT_GUARDS) && cm_tag_is_heap(tag) && tag < CM_TAG_EXTRA_FIRST)) {
         cm_core_free(p);
         return;
     }
@@ -187,7 +218,7 @@ static void *realloc_traced(void *p, struct cm_block_info info, size_t old_usabl
     }
     report(CMALLOC_EVENT_FREE, CMALLOC_FN_REALLOC, p, old_usable, old_usable, 0, 0);
     void *q = cm_core_realloc(p, n);
-    cm_locate(q ? q : p).segment->traced = q != NULL;
+    cm_huge_set_mark(cm_locate(q ? q : p).segment, q != NULL);
     if (q)
         report(CMALLOC_EVENT_ALLOC, CMALLOC_FN_REALLOC, q, n, usable(q, ext), 0, cm_hooks_weight(n));
     return q;
@@ -201,21 +232,21 @@ void *cm_ext_realloc(void *p, size_t n)
         cm_ext_free(p, CMALLOC_FN_REALLOC);
         return NULL;
     }
-    unsigned ext = __atomic_load_n(&cm_hot.ext, __ATOMIC_RELAXED);
+    unsigned ext = cm_features_now();
     struct cm_block_info info = cm_locate_or_die("realloc", p);
     if (n > (size_t)PTRDIFF_MAX) {
         errno = ENOMEM;
         return NULL;
     }
-    bool hooks = ext & CM_EXT_HOOKS;
+    bool hooks = ext & CM_FEAT_HOOKS;
     size_t old_usable = usable(p, ext);
-    if (hooks && block_is_traced(info) && !(ext & CM_EXT_GUARDS))
+    if (hooks && block_is_traced(info) && !(ext & CM_FEAT_GUARDS))
         return realloc_traced(p, info, old_usable, n, ext);
     bool old_traced = hooks && block_is_traced(info);
     /* Only the bytes a realloc adds count towards the next sample. */
     size_t weight, growth = n > old_usable ? n - old_usable : 0;
     bool traced = hooks && growth && cm_hooks_should_trace(growth, &weight);
-    if (!(ext & CM_EXT_GUARDS) && !old_traced && !traced)
+    if (!(ext & CM_FEAT_GUARDS) && !old_traced && !traced)
         return cm_core_realloc(p, n);
     if (!old_traced && !traced) {
         void *q = cm_guard_realloc(p, n);
@@ -227,5 +258,5 @@ void *cm_ext_realloc(void *p, size_t n)
 
 size_t cm_ext_usable(void *p)
 {
-    return usable(p, __atomic_load_n(&cm_hot.ext, __ATOMIC_RELAXED));
+    return usable(p, cm_features_now());
 }

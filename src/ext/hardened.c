@@ -1,5 +1,5 @@
 /* The guards: what the ext paths do to every block while hardened mode or
- * Valgrind support is on (CM_EXT_GUARDS), and hardened mode itself.
+ * Valgrind support is on (CM_FEAT_GUARDS), and hardened mode itself.
  *
  * Each guarded block carries 16 bytes of metadata: the size the program
  * asked for, the block's state, and a canary computed from a secret, the
@@ -20,8 +20,9 @@
  *   when the core hands it out: its trailer then says FREED, and all of it
  *   but the core's 16-byte link and the trailer must still be the pattern;
  * - a second free is seen in the state (quarantined or freed);
- * - huge blocks end at a guard page and are unmapped when freed (large.c);
- * - a cache refill leaves in random order (arena.c).
+ * - huge blocks end at a guard page (the core keeps cm_ext.huge_guard bytes
+ *   at the end of their mappings inaccessible) and are unmapped when freed;
+ * - a cache refill leaves in random order (shuffle_refill).
  *
  * Under Valgrind, hardened mode stays off: memcheck checks every access
  * itself. The metadata still gives malloc_usable_size the requested size
@@ -30,7 +31,7 @@
  * valgrind.c tells memcheck where blocks start and end. */
 #include <string.h>
 
-#include "internal.h"
+#include "ext.h"
 
 #define META_SIZE 16
 #define STATE_SHIFT 60
@@ -53,7 +54,7 @@ struct quarantined {
     size_t room;
 };
 
-cm_lock_t cm_quarantine_lock;
+static cm_lock_t quarantine_lock;
 
 static struct {
     unsigned head, count;
@@ -103,33 +104,51 @@ static struct cm_block_info known_block(const void *p)
     return (struct cm_block_info){s, s->page_cls[cm_page_index(p)]};
 }
 
-static unsigned ext_bits(void)
+static uint64_t guard_random(void)
 {
-    return __atomic_load_n(&cm_hot.ext, __ATOMIC_RELAXED);
+    return cm_random_next(&rng_state, secret ^ (uint64_t)(uintptr_t)&rng_state);
 }
 
-void cm_guard_init(void)
+/* Hardened mode: the blocks of a refill leave the cache in random order, so
+ * the address of the next block cannot be told from the last one's. */
+static void shuffle_refill(void **top, unsigned n)
+{
+    for (unsigned i = n; i > 1; i--) {
+        unsigned j = (unsigned)(guard_random() % i);
+        void *t = top[i - 1];
+        top[i - 1] = top[j];
+        top[j] = t;
+    }
+}
+
+static void forget_run(const struct cm_run *r);
+static void quarantined(const struct cm_arena *a, size_t *counts, bool only_try);
+
+/* Decides the guards, once: Valgrind support under memcheck, else hardened
+ * mode when asked for. */
+void cm_guard_attach(void)
 {
     uintptr_t seed[2];
-    cm_random_seed(seed);
+    cm_prim_random_seed(seed);
     secret = seed[0];
     pattern = (unsigned char)(seed[1] % 255 + 1);
     unsigned bits = 0;
     if (cm_valgrind_running()) {
-        /* A cache bin keeps the pointers of blocks it handed out in its
-         * slots, where memcheck's leak check would find them. */
-        bits = CM_EXT_VALGRIND;
-        cm_opt.tcache_max_size = 0;
+        bits = CM_FEAT_VALGRIND;
+        cm_ext.no_thread_cache = true;
     } else if (cm_opt.hardened) {
-        bits = CM_EXT_HARDENED;
+        bits = CM_FEAT_HARDENED;
         memset(pattern_page, pattern, sizeof pattern_page);
+        cm_ext.huge_guard = CM_PAGE_SIZE;
+        cm_ext.refill_order = shuffle_refill;
     }
-    __atomic_fetch_and(&cm_hot.ext, (uint8_t)~(CM_EXT_GUARDS & ~bits), __ATOMIC_RELEASE);
-}
-
-uint64_t cm_guard_random(void)
-{
-    return cm_random_next(&rng_state, secret ^ (uint64_t)(uintptr_t)&rng_state);
+    if (!bits)
+        return;
+    cm_ext.run_released = forget_run;
+    cm_ext.held_blocks = quarantined;
+    cm_ext.owns = cm_guard_owns;
+    cm_fork_register_lock(&quarantine_lock, CM_LOCK_INNER);
+    cm_features_set(bits, true);
 }
 
 /* ---- metadata ---- */
@@ -233,7 +252,7 @@ static size_t checked_size(const char *fn, const struct block *b)
 static void release(const struct quarantined *q, unsigned ext)
 {
     struct block b = block_at(q->p, known_block(q->p));
-    if (ext & CM_EXT_HARDENED) {
+    if (ext & CM_FEAT_HARDENED) {
         uint64_t word;
         if (!get_meta(&b, &word) || state_of(word) != QUARANTINED)
             write_after_free("free", &b, b.end);
@@ -256,7 +275,7 @@ static void quarantine_push(void *p, size_t room, unsigned ext)
     bool queued = false;
     while (!queued) {
         struct quarantined oldest = {NULL, 0};
-        cm_lock(&cm_quarantine_lock);
+        cm_lock(&quarantine_lock);
         if (quarantine.count == QUARANTINE_SLOTS || quarantine.bytes + room > QUARANTINE_BYTES) {
             struct quarantined *q = &quarantine.slot[quarantine.head];
             oldest = *q;
@@ -276,7 +295,7 @@ static void quarantine_push(void *p, size_t room, unsigned ext)
             quarantine.bytes += room;
             queued = true;
         }
-        cm_unlock(&cm_quarantine_lock);
+        cm_unlock(&quarantine_lock);
         if (oldest.p)
             release(&oldest, ext);
     }
@@ -287,7 +306,7 @@ static void quarantine_push(void *p, size_t room, unsigned ext)
 size_t cm_guard_request(size_t n)
 {
     cm_ensure_init();
-    if (!(ext_bits() & CM_EXT_GUARDS))
+    if (!(cm_features_now() & CM_FEAT_GUARDS))
         return n;
     /* A block that cannot have a trailer within the largest class is made
      * huge: its metadata then goes before it. */
@@ -321,11 +340,11 @@ static void valgrind_alloc(const struct block *b, size_t n, bool zero)
 
 void *cm_guard_after_alloc(void *p, size_t n, bool zero)
 {
-    unsigned ext = ext_bits();
+    unsigned ext = cm_features_now();
     struct block b = block_at(p, known_block(p));
-    if (ext & CM_EXT_HARDENED)
+    if (ext & CM_FEAT_HARDENED)
         hardened_alloc(&b, n);
-    else if (ext & CM_EXT_VALGRIND)
+    else if (ext & CM_FEAT_VALGRIND)
         valgrind_alloc(&b, n, zero);
     /* A fresh huge mapping is zero already. */
     if (zero && (b.info.cls || !b.info.segment->zeroed))
@@ -367,19 +386,19 @@ static bool valgrind_free(const struct block *b, bool queue)
 bool cm_guard_before_free(void *p)
 {
     cm_ensure_init();
-    unsigned ext = ext_bits();
-    if (!(ext & CM_EXT_GUARDS))
+    unsigned ext = cm_features_now();
+    if (!(ext & CM_FEAT_GUARDS))
         return true;
     struct cm_block_info info = cm_locate(p);
     if (!info.segment) {
-        if (!(ext & CM_EXT_VALGRIND))
+        if (!(ext & CM_FEAT_VALGRIND))
             cm_invalid_pointer("free", p);
         cm_valgrind_free(p);
         return false;
     }
     struct block b = block_at(p, info);
     bool queue = info.cls && b.room <= QUARANTINE_MAX_BLOCK;
-    if (ext & CM_EXT_VALGRIND) {
+    if (ext & CM_FEAT_VALGRIND) {
         if (!valgrind_free(&b, queue))
             return false;
     } else {
@@ -399,7 +418,7 @@ bool cm_guard_before_free(void *p)
  * moves). */
 void *cm_guard_realloc(void *p, size_t n)
 {
-    if (!(ext_bits() & CM_EXT_HARDENED))
+    if (!(cm_features_now() & CM_FEAT_HARDENED))
         return NULL;
     struct block b = block_at(p, known_block(p));
     size_t old = checked_size("realloc", &b);
@@ -427,13 +446,13 @@ void *cm_guard_realloc(void *p, size_t n)
 
 size_t cm_guard_usable(void *p, size_t core_usable)
 {
-    unsigned ext = ext_bits();
-    if (!(ext & CM_EXT_GUARDS))
+    unsigned ext = cm_features_now();
+    if (!(ext & CM_FEAT_GUARDS))
         return core_usable;
     struct block b = block_at(p, known_block(p));
     uint64_t word;
     bool intact;
-    if (ext & CM_EXT_VALGRIND) {
+    if (ext & CM_FEAT_VALGRIND) {
         cm_valgrind_quiet(true);
         intact = get_meta(&b, &word);
         cm_valgrind_quiet(false);
@@ -445,10 +464,10 @@ size_t cm_guard_usable(void *p, size_t core_usable)
 
 /* For cmalloc_owns: whether p, the start of a block, is live rather than
  * waiting in the quarantine or free. */
-bool cm_guard_is_live(const void *p)
+int cm_guard_owns(const void *p)
 {
     struct block b = block_at((void *)p, known_block(p));
-    bool valgrind = ext_bits() & CM_EXT_VALGRIND;
+    bool valgrind = cm_features_now() & CM_FEAT_VALGRIND;
     uint64_t word;
     if (valgrind)
         cm_valgrind_quiet(true);
@@ -459,32 +478,31 @@ bool cm_guard_is_live(const void *p)
 }
 
 /* For the statistics: adds to counts[cls] the blocks of arena a that wait
- * in the quarantine, which the program has freed. Returns false, counting
- * nothing, if only_try is set and the lock is busy. */
-bool cm_guard_quarantined(const struct cm_arena *a, size_t counts[CM_NCLASSES + 1], bool only_try)
+ * in the quarantine, which the program has freed. Counts nothing if
+ * only_try is set and the lock is busy. */
+static void quarantined(const struct cm_arena *a, size_t *counts, bool only_try)
 {
     if (!only_try)
-        cm_lock(&cm_quarantine_lock);
-    else if (!cm_trylock(&cm_quarantine_lock))
-        return false;
+        cm_lock(&quarantine_lock);
+    else if (!cm_trylock(&quarantine_lock))
+        return;
     for (unsigned i = 0; i < quarantine.count; i++) {
         const void *p = quarantine.slot[(quarantine.head + i) % QUARANTINE_SLOTS].p;
         const struct cm_segment *s = cm_segment_of(p);
         if (s->arena == a)
             counts[s->page_cls[cm_page_index(p)]]++;
     }
-    cm_unlock(&cm_quarantine_lock);
-    return true;
+    cm_unlock(&quarantine_lock);
 }
 
 /* A run given back to its arena may come back as blocks of another class,
  * or of this one after other blocks were written there: no freed mark may
  * survive to make a fresh block look like a freed one, and under Valgrind
  * the core may write its links anywhere in it. */
-void cm_guard_forget_run(const struct cm_run *r)
+static void forget_run(const struct cm_run *r)
 {
     char *base = cm_run_base(r);
-    if (__atomic_load_n(&cm_hot.ext, __ATOMIC_RELAXED) & CM_EXT_VALGRIND) {
+    if (cm_features_now() & CM_FEAT_VALGRIND) {
         cm_valgrind_undefined(base, CM_PAGE_SIZE << r->order);
         return;
     }

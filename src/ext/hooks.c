@@ -1,11 +1,13 @@
 /* Hooks: the registry behind cmalloc_hook_install, the sampler that picks
  * which allocations to report, and the traced arena those come from.
  *
- * Installing the first hook sets CM_EXT_HOOKS, which sends every call of
- * the malloc family to ext.c; removing the last one clears it, and the fast
- * paths are back. With a sample interval, each thread counts down the bytes
- * it allocates from an exponentially distributed start (mean: the interval)
- * and reports the allocation that crosses zero, as tcmalloc's sampler does:
+ * Installing the first hook sets CM_FEAT_HOOKS, which sends the malloc
+ * family to dispatch.c; removing the last one clears it, and the fast paths
+ * are back. With a sample interval, each thread counts down the bytes it
+ * allocates from an exponentially distributed start (mean: the interval),
+ * in the core's own malloc countdown, so that an allocation that does not
+ * cross zero stays on malloc's fast path, and reports the allocation that
+ * crosses zero, as tcmalloc's sampler does:
  * each byte is equally likely to be picked, so big blocks are seen more
  * often, and weight = size / P(sampled) makes sums unbiased.
  *
@@ -17,7 +19,7 @@
 #include <errno.h>
 #include <sched.h>
 
-#include "internal.h"
+#include "ext.h"
 
 struct hook_slot {
     cmalloc_hook_fn fn;
@@ -34,7 +36,7 @@ static cm_lock_t hooks_lock;
 unsigned cm_sample_generation = 1;
 __thread struct cm_sampler cm_sampler_tls __attribute__((tls_model("initial-exec")));
 
-struct cm_arena cm_traced_arena = {.tag = CM_TAG_EXTRA_FIRST, .index = CM_MAX_ARENAS};
+struct cm_arena cm_traced_arena;
 
 /* ---- sampling ---- */
 
@@ -95,6 +97,41 @@ size_t cm_hooks_weight(size_t n)
     return w >= 0x1p63 ? SIZE_MAX : (size_t)w;
 }
 
+/* The bytes until this thread's next sample are the core's malloc
+ * countdown, so that allocations that are not sampled stay on malloc's
+ * fast path; the core counts the bytes for the statistics as it goes down,
+ * and a countdown moved by cm_countdown_arm keeps that count as it was.
+ * While the guards hold the countdown at 0 to see every call, the sampler
+ * keeps its own. */
+static bool own_countdown(void)
+{
+    return cm_features_now() & CM_FEAT_GUARDS;
+}
+
+static uint64_t bytes_left(const struct cm_sampler *t)
+{
+    return own_countdown() ? t->bytes_left : cm_tls.countdown;
+}
+
+static void set_bytes_left(struct cm_sampler *t, uint64_t bytes)
+{
+    if (own_countdown())
+        t->bytes_left = bytes;
+    else
+        cm_countdown_arm(bytes);
+}
+
+bool cm_sample_skip(size_t n)
+{
+    struct cm_sampler *t = &cm_sampler_tls;
+    if (cm_likely(n < cm_tls.countdown &&
+                  t->generation == __atomic_load_n(&cm_sample_generation, __ATOMIC_RELAXED))) {
+        cm_tls.countdown -= n;
+        return true;
+    }
+    return false;
+}
+
 bool cm_hooks_should_trace(size_t n, size_t *weight)
 {
     struct cm_sampler *t = &cm_sampler_tls;
@@ -108,14 +145,14 @@ bool cm_hooks_should_trace(size_t n, size_t *weight)
     unsigned generation = __atomic_load_n(&cm_sample_generation, __ATOMIC_RELAXED);
     if (t->generation != generation) {
         t->generation = generation;
-        t->bytes_left = draw_countdown(t, interval);
+        set_bytes_left(t, draw_countdown(t, interval));
     }
-    uint64_t size = n ? n : 1;
-    if (size < t->bytes_left) {
-        t->bytes_left -= size;
+    uint64_t size = n ? n : 1, left = bytes_left(t);
+    if (size < left) {
+        set_bytes_left(t, left - size);
         return false;
     }
-    t->bytes_left = draw_countdown(t, interval);
+    set_bytes_left(t, draw_countdown(t, interval));
     *weight = cm_hooks_weight(n);
     return true;
 }
@@ -132,7 +169,7 @@ void *cm_traced_alloc(size_t n, size_t align)
     if (!cls) {
         void *p = cm_huge_alloc(n, align > CM_ALIGNMENT ? align : 0);
         if (p)
-            cm_locate(p).segment->traced = 1;
+            cm_huge_set_mark(cm_locate(p).segment, true);
         return p;
     }
     void *p = cm_arena_alloc(&cm_traced_arena, cls);
@@ -172,10 +209,7 @@ static void wait_idle(struct hook_slot *slot)
 
 static void set_hooks_bit(bool on)
 {
-    if (on)
-        __atomic_fetch_or(&cm_hot.ext, (uint8_t)CM_EXT_HOOKS, __ATOMIC_RELEASE);
-    else
-        __atomic_fetch_and(&cm_hot.ext, (uint8_t)~CM_EXT_HOOKS, __ATOMIC_RELEASE);
+    cm_features_set(CM_FEAT_HOOKS, on);
 }
 
 CM_EXPORT int cmalloc_hook_install(cmalloc_hook_fn fn, void *arg, size_t interval)
@@ -204,10 +238,8 @@ CM_EXPORT int cmalloc_hook_install(cmalloc_hook_fn fn, void *arg, size_t interva
         }
         __atomic_store_n(&free_slot->arg, arg, __ATOMIC_RELAXED);
         __atomic_store_n(&free_slot->fn, fn, __ATOMIC_SEQ_CST);
-        if (nhooks++ == 0) {
+        if (nhooks++ == 0)
             set_hooks_bit(true);
-            cm_tcache_countdown_all(0);
-        }
     }
     cm_unlock(&hooks_lock);
     return err;
@@ -235,23 +267,19 @@ CM_EXPORT int cmalloc_hook_remove(cmalloc_hook_fn fn, void *arg)
     return 0;
 }
 
-/* ---- fork ---- */
-
-void cm_hooks_fork_prepare(void)
-{
-    cm_lock(&hooks_lock);
-}
-
-void cm_hooks_fork_parent(void)
-{
-    cm_unlock(&hooks_lock);
-}
+/* ---- attaching ---- */
 
 /* Of the threads inside hooks, only this one (if it forked from a hook)
- * exists in the child. */
-void cm_hooks_fork_child(void)
+ * exists in a forked child. */
+static void after_fork_child(void)
 {
-    cm_lock_reset(&hooks_lock);
     for (unsigned i = 0; i < CMALLOC_MAX_HOOKS; i++)
         slots[i].running = cm_sampler_tls.depth && cm_sampler_tls.slot == i;
+}
+
+void cm_hooks_attach(void)
+{
+    cm_arena_register_extra(&cm_traced_arena, "the blocks reported to hooks");
+    cm_fork_register_lock(&hooks_lock, CM_LOCK_OUTER);
+    cm_ext.after_fork_child = after_fork_child;
 }
