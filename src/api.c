@@ -303,15 +303,15 @@ CM_EXPORT int malloc_info(int options, FILE *fp)
 
 CM_EXPORT void free_sized(void *p, size_t size)
 {
-    (void)size;
-    free(p);
+    cm_free_sized(p, size);
 }
 
 CM_EXPORT void free_aligned_sized(void *p, size_t align, size_t size)
 {
-    (void)align;
-    (void)size;
-    free(p);
+    if (align <= CM_ALIGNMENT)
+        cm_free_sized(p, size);
+    else
+        cm_free_sized_slow(p, size, align);
 }
 
 /* The names glibc uses internally and that static links resolve. */

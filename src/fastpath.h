@@ -115,6 +115,17 @@ crossed:
 #endif
 }
 
+/* The class a request of n bytes gets on malloc's fast path, or 0 when it
+ * takes the slow path. */
+static inline unsigned cm_fast_class(size_t n)
+{
+    if (cm_likely(n <= CM_LOOKUP_MAX))
+        return cm_hot.class_of[n];
+    if (n <= CM_LOOKUP2_MAX)
+        return cm_hot.class_of_medium[(n + (1u << CM_LOOKUP2_SHIFT) - 1) >> CM_LOOKUP2_SHIFT];
+    return 0;
+}
+
 /* The page-class byte of addr, which lies in the heap segment at granule g:
  * the segment's table starts at g * 4 MiB + offsetof(page_cls), and addr's
  * page is (addr >> 12) - g * 1024 of it, so one multiply finds it. gcc would
@@ -153,6 +164,28 @@ static inline void cm_free(void *p)
         }
     }
     cm_free_slow(p);
+}
+
+/* free_sized and the sized operator delete: free's fast path, which also
+ * checks that the size names the block's class. */
+static inline void cm_free_sized(void *p, size_t size)
+{
+    uintptr_t addr = (uintptr_t)p, g = addr >> CM_SEG_SHIFT;
+    if (cm_likely(g < CM_SEGMAP_SIZE && cm_hot.segmap[g] == cm_tls.tag)) {
+        unsigned cls = *cm_page_cls_of(g, addr);
+        struct cm_block *b = p;
+        uintptr_t key = cm_tls.free_key;
+        void **head = cm_tls.head[cls];
+        if (cm_likely(cls == cm_fast_class(size) && cm_is_block_start(addr, cls) &&
+                      b->free_key != key &&
+                      (uint16_t)(uintptr_t)head != cm_tls.full[cls])) {
+            b->free_key = key;
+            cm_tls.head[cls] = head - 1;
+            head[-1] = b;
+            return;
+        }
+    }
+    cm_free_sized_slow(p, size, 0);
 }
 
 #pragma GCC visibility pop

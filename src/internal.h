@@ -288,6 +288,7 @@ struct cm_tcache *cm_tcache_get(void);
 void *cm_alloc_crossed(size_t n);
 void *cm_alloc_slow(size_t n);
 void cm_free_slow(void *p);
+void cm_free_sized_slow(void *p, size_t size, size_t align);
 void cm_core_free(void *p);
 void cm_tcache_flush_all(struct cm_tcache *tc);
 void cm_tcache_thread_exit(void *arg);

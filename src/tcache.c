@@ -224,12 +224,13 @@ void cm_tcache_flush_all(struct cm_tcache *tc)
  * starts again. */
 CM_NOINLINE void *cm_alloc_crossed(size_t n)
 {
+    /* Undone before initialisation may set the countdown. */
+    cm_tls.countdown += n;
     struct cm_tcache *tc = cm_tcache_get();
-    if (cm_unlikely(cm_ext_mode() & CM_EXT_CALLS)) {
-        tc->countdown += n;
+    if (cm_unlikely(cm_ext_mode() & CM_EXT_CALLS))
         return cm_ext.alloc(n, 0, CMALLOC_FN_MALLOC);
-    }
     countdown_arm(tc, CM_COUNTDOWN_PERIOD);
+    tc->requested_base += n;
     return cm_cache_alloc(n);
 }
 
@@ -308,6 +309,42 @@ CM_NOINLINE void cm_free_slow(void *p)
         errno = saved_errno;
         return;
     }
+    cm_core_free(p);
+}
+
+static CM_COLD _Noreturn void wrong_size(const void *p, size_t size, size_t usable)
+{
+    cm_fatal("free_sized(): size %zu does not match the block at %p (block size %zu)", size, p,
+             usable);
+}
+
+/* Whether size (with align, when not 0) could have been asked of malloc or
+ * aligned_alloc for the block of class cls, or the huge block s. */
+static bool size_fits(struct cm_block_info info, size_t size, size_t align)
+{
+    if (!info.cls)
+        return size <= cm_huge_usable(info.segment);
+    if (size > CM_MAX_CLASS_SIZE)
+        return false;
+    unsigned want = align > CM_ALIGNMENT ? cm_aligned_class(align, size) : cm_size_class(size);
+    return want == info.cls;
+}
+
+/* free_sized and free_aligned_sized: a size that does not fit the block
+ * is a bug of the caller's that would otherwise go unseen. While the
+ * features see the calls, their blocks carry room the size does not
+ * count, and they check blocks themselves. */
+CM_NOINLINE void cm_free_sized_slow(void *p, size_t size, size_t align)
+{
+    if (!p)
+        return;
+    if (cm_unlikely(cm_ext_mode() & CM_EXT_CALLS)) {
+        cm_free_slow(p);
+        return;
+    }
+    struct cm_block_info info = cm_locate(p);
+    if (info.segment && !size_fits(info, size, align))
+        wrong_size(p, size, info.cls ? cm_classes[info.cls].size : cm_huge_usable(info.segment));
     cm_core_free(p);
 }
 
