@@ -23,14 +23,14 @@
  * enough that a locked list is the right structure.
  *
  * When a feature asks for it (hardened mode), a huge block ends at a
- * PROT_NONE guard region, the last cm_ext.huge_guard bytes of its mapping,
- * as close to it as the block's alignment allows, so an access past its end
- * faults at once. Such mappings are unmapped when
- * freed rather than cached (a use after free faults too, and a cached one
- * would take its guard page into the middle of the next block). A resize
- * lifts the guard (mremap wants one mapping, not two) and puts it back at
- * the new end; the end of a resized block may then be up to a page (or the
- * growth reserve) away from it. */
+ * PROT_NONE tail, the last cm_ext.huge_tail bytes of its mapping, as close
+ * to it as the block's alignment allows, so an access past its end faults
+ * at once. Such mappings are unmapped when freed rather than cached (a use
+ * after free faults too, and a cached one would take its tail into the
+ * middle of the next block). A resize lifts the protection (mremap wants
+ * one mapping, not two) and puts it back at the new end; the end of a
+ * resized block may then be up to a page (or the growth reserve) away from
+ * it. */
 #include <errno.h>
 #include <string.h>
 
@@ -75,18 +75,18 @@ void cm_huge_stats_get(struct cm_huge_stats *out)
 }
 
 /* A feature may want the end of every mapping inaccessible (seam.h). */
-static size_t guard_size(void)
+static size_t tail_size(void)
 {
-    return cm_ext.huge_guard;
+    return cm_ext.huge_tail;
 }
 
-/* Puts up (or lifts) the guard page at the end of s's mapping. Putting it
- * back after a resize fails only when the kernel is out of mappings; the
- * block is then left without its guard page. */
-static bool set_guard(struct cm_segment *s, bool up)
+/* Protects (or opens) the tail of s's mapping. Protecting it again after a
+ * resize fails only when the kernel is out of mappings; the block is then
+ * left with an open tail. */
+static bool protect_tail(struct cm_segment *s, bool up)
 {
-    size_t guard = guard_size();
-    return !guard || cm_os_protect((char *)s + s->map_size - guard, guard, !up);
+    size_t tail = tail_size();
+    return !tail || cm_os_protect((char *)s + s->map_size - tail, tail, !up);
 }
 
 static void cache_remove(unsigned i)
@@ -163,7 +163,7 @@ static struct cm_segment *cache_take(size_t map_size)
 static bool cache_put(struct cm_segment *s)
 {
     struct cm_segment *expired[CM_HUGE_CACHE_SLOTS + 1];
-    if (s->map_size > cm_opt.trim_threshold || cm_opt.purge_delay_ms == 0 || guard_size())
+    if (s->map_size > cm_opt.trim_threshold || cm_opt.purge_delay_ms == 0 || tail_size())
         return false;
     s->cached_at = cm_prim_now_ns();
     cm_lock(&cm_heap_lock);
@@ -214,8 +214,8 @@ void *cm_huge_alloc(size_t n, size_t align)
         errno = ENOMEM;
         return NULL;
     }
-    size_t guard = guard_size();
-    size_t map_size = page_round(offset + n) + guard;
+    size_t tail = tail_size();
+    size_t map_size = page_round(offset + n) + tail;
     size_t map_align = offset >= CM_SEG_SIZE ? offset : CM_SEG_SIZE;
     struct cm_segment *s = offset == CM_PAGE_SIZE ? cache_take(map_size) : NULL;
     if (s) {
@@ -232,14 +232,14 @@ void *cm_huge_alloc(size_t n, size_t align)
         s->zeroed = 1;
         s->map_size = map_size;
     }
-    if (guard) {
-        if (!set_guard(s, true)) {
+    if (tail) {
+        if (!protect_tail(s, true)) {
             cm_os_unmap(s, map_size);
             errno = ENOMEM;
             return NULL;
         }
         size_t unit = align > CM_ALIGNMENT ? align : CM_ALIGNMENT;
-        offset = (map_size - guard - n) & ~(unit - 1);
+        offset = (map_size - tail - n) & ~(unit - 1);
     }
     s->kind = CM_SEG_HUGE;
     s->mark = 0;
@@ -289,7 +289,7 @@ void cm_huge_free(struct cm_segment *s)
 
 size_t cm_huge_usable(const struct cm_segment *s)
 {
-    return s->map_size - guard_size() - s->block_offset;
+    return s->map_size - tail_size() - s->block_offset;
 }
 
 /* Resizes a huge block that stays huge. Returns NULL (with errno ENOMEM)
@@ -301,7 +301,7 @@ void *cm_huge_realloc(struct cm_segment *s, size_t n)
         return NULL;
     }
     size_t old_size = s->map_size;
-    size_t new_size = page_round(s->block_offset + n) + guard_size();
+    size_t new_size = page_round(s->block_offset + n) + tail_size();
     /* A smaller size keeps the mapping unless the excess is beyond what
      * the trim threshold lets us keep for reuse (as a mapping taken from the
      * cache does), so a size that goes up and down costs nothing. */
@@ -313,10 +313,10 @@ void *cm_huge_realloc(struct cm_segment *s, size_t n)
     if (new_size > old_size && new_size - old_size < old_size / 4)
         new_size = page_round(old_size + old_size / 4);
     s->zeroed = 0;
-    set_guard(s, false);
+    protect_tail(s, false);
     if (cm_os_resize_in_place(s, old_size, new_size)) {
         s->map_size = new_size;
-        set_guard(s, true);
+        protect_tail(s, true);
         account(0, (ptrdiff_t)new_size - (ptrdiff_t)old_size);
         return (char *)s + s->block_offset;
     }
@@ -324,7 +324,7 @@ void *cm_huge_realloc(struct cm_segment *s, size_t n)
         /* Registry blocks are too rare to deserve a move of their own. */
         void *q = cm_huge_alloc(n, s->block_offset);
         if (!q) {
-            set_guard(s, true);
+            protect_tail(s, true);
             return NULL;
         }
         memcpy(q, (char *)s + s->block_offset, cm_huge_usable(s));
@@ -336,13 +336,13 @@ void *cm_huge_realloc(struct cm_segment *s, size_t n)
     cm_segmap_clear(s);
     struct cm_segment *moved = cm_os_move_aligned(s, old_size, new_size, CM_SEG_SIZE);
     if (!moved) {
-        set_guard(s, true);
+        protect_tail(s, true);
         cm_segmap_set(s, CM_TAG_HUGE);
         errno = ENOMEM;
         return NULL;
     }
     moved->map_size = new_size;
-    set_guard(moved, true);
+    protect_tail(moved, true);
     cm_segmap_set(moved, CM_TAG_HUGE);
     account(0, (ptrdiff_t)new_size - (ptrdiff_t)old_size);
     return (char *)moved + moved->block_offset;

@@ -16,8 +16,8 @@
  * - Locks. Registered locks are taken around fork in the order of fork.c's
  *   table.
  * - Slow-path callbacks: the order of a cache refill, a run given back to
- *   the pages, a guard region after huge blocks, and blocks a feature holds
- *   that the core still counts as handed out. */
+ *   the pages, an inaccessible tail after huge blocks, and blocks a feature
+ *   holds that the core still counts as handed out. */
 #ifndef CM_SEAM_H
 #define CM_SEAM_H
 
@@ -56,7 +56,7 @@ struct cm_ext {
     void (*after_fork_child)(void);
     /* Bytes at the end of every huge block's mapping that must stay
      * inaccessible. */
-    size_t huge_guard;
+    size_t huge_tail;
     /* No thread caches: their slots keep pointers to blocks handed out,
      * which a feature that scans memory for them must not find. */
     bool no_thread_cache;

@@ -20,7 +20,7 @@
  *   when the core hands it out: its trailer then says FREED, and all of it
  *   but the core's 16-byte link and the trailer must still be the pattern;
  * - a second free is seen in the state (quarantined or freed);
- * - huge blocks end at a guard page (the core keeps cm_ext.huge_guard bytes
+ * - huge blocks end at a guard page (the core keeps cm_ext.huge_tail bytes
  *   at the end of their mappings inaccessible) and are unmapped when freed;
  * - a cache refill leaves in random order (shuffle_refill).
  *
@@ -139,7 +139,7 @@ void cm_guard_attach(void)
     } else if (cm_opt.hardened) {
         bits = CM_FEAT_HARDENED;
         memset(pattern_page, pattern, sizeof pattern_page);
-        cm_ext.huge_guard = CM_PAGE_SIZE;
+        cm_ext.huge_tail = CM_PAGE_SIZE;
         cm_ext.refill_order = shuffle_refill;
     }
     if (!bits)
