@@ -28,7 +28,7 @@ CMALLOC_PACKAGES=(
   git
   file
   time
-  strace # tests/steady_syscalls.sh
+  strace # tests/stress/steady_syscalls.sh
   # tests/fuzz and scripts/fuzz: clang and its libFuzzer, which is not in
   # the clang package but in compiler-rt's
   clang

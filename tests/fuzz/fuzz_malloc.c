@@ -3,11 +3,11 @@
  * go through it too) and checked as it goes.
  *
  * The program works on a table of SLOTS live blocks.  Every block is filled
- * with the pattern of its id (tests/testutil.h) and verified before realloc
- * and free and at the end of the input, so overlapping blocks, lost bytes
- * and writes into live blocks are caught.  Each new block is also checked
- * for alignment, malloc_usable_size >= the request, zeroed memory (calloc)
- * and overlap with the usable range of every other live block.  Any
+ * with the pattern of its id (tests/common/testutil.h) and verified before
+ * realloc and free and at the end of the input, so overlapping blocks, lost
+ * bytes and writes into live blocks are caught.  Each new block is also
+ * checked for alignment, malloc_usable_size >= the request, zeroed memory
+ * (calloc) and overlap with the usable range of every other live block.  Any
  * violation prints what went wrong and aborts, which libFuzzer records as a
  * crash.
  *

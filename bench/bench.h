@@ -1,4 +1,4 @@
-/* Shared helpers of the benchmark workloads (tests/bench/).
+/* Shared helpers of the benchmark workloads (bench/).
  *
  * Every workload runs a fixed amount of work chosen by its arguments, with
  * fixed seeds, and prints one result line on stdout that depends only on

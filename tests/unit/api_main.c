@@ -1,0 +1,39 @@
+/* Unit tests of the public malloc API of cmalloc (glibc 2.36 semantics):
+ * the suite, built from the test cases of every family (api_*.c), and its
+ * run.  api.h says what each file tests and how the two programs, unit_api
+ * and unit_glibc_reference, are built from these sources. */
+#include "api.h"
+
+TCase *api_tcase(Suite *s, const char *name)
+{
+    TCase *tc = tcase_create(name);
+    tcase_set_timeout(tc, 120);
+    suite_add_tcase(s, tc);
+    return tc;
+}
+
+static Suite *api_suite(void)
+{
+    Suite *s = suite_create(CMT_CMALLOC ? "cmalloc-api" : "glibc-reference");
+
+    api_malloc_tests(s);        /* malloc, calloc, impossible */
+    api_aligned_tests(s);       /* aligned */
+    api_realloc_tests(s);       /* realloc */
+    api_introspection_tests(s); /* introspection */
+    api_aliases_tests(s);       /* aliases */
+#if CMT_CMALLOC
+    api_cmalloc_tests(s);       /* cmalloc */
+    api_remote_free_tests(s);   /* remote-free */
+#endif
+    return s;
+}
+
+int main(void)
+{
+    SRunner *sr = srunner_create(api_suite());
+    int failed;
+    srunner_run_all(sr, CK_ENV);
+    failed = srunner_ntests_failed(sr);
+    srunner_free(sr);
+    return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+}
