@@ -108,6 +108,11 @@ __attribute__((constructor)) static void cm_constructor(void)
         stats_fd = cm_prim_dup_above(STDERR_FILENO, CM_STATS_FD_MIN);
     if (cm_opt.stats_signal)
         install_stats_signal(cm_opt.stats_signal);
+#ifdef CMALLOC_MINIMAL
+    if (cm_opt.hardened)
+        cm_message("hardened: this cmalloc is built without hardened mode (CMALLOC_MINIMAL); "
+                   "running without it");
+#endif
     if (cm_opt.verbose) {
         static const char *const formats[] = {"off", "text", "json"};
         cm_message("version %s: %u arenas at most, %u size classes up to %zu bytes, "

@@ -37,7 +37,7 @@ struct option_spec {
 };
 
 static const struct option_spec specs[] = {
-    {"arenas", "CMALLOC_ARENAS", VALUE_COUNT, &cm_opt.arena_max, "a number from 1 to 256"},
+    {"arenas", "CMALLOC_ARENAS", VALUE_COUNT, &cm_opt.arena_max, "a number from 1 to 224"},
     {"mmap_threshold", "CMALLOC_MMAP_THRESHOLD", VALUE_SIZE, &cm_opt.mmap_threshold,
      "a size such as 256k"},
     {"trim_threshold", "CMALLOC_TRIM_THRESHOLD", VALUE_SIZE, &cm_opt.trim_threshold,

@@ -383,6 +383,8 @@ START_TEST(test_json_requested_after_thread_exit)
 }
 END_TEST
 
+/* Hooks are not in a minimal build. */
+#ifndef CMT_MINIMAL
 static void ignore_event(const struct cmalloc_event *ev, void *arg)
 {
     (void)ev;
@@ -417,6 +419,7 @@ START_TEST(test_traced_arena_reported)
     ck_assert_int_eq(cmalloc_hook_remove(ignore_event, NULL), 0);
 }
 END_TEST
+#endif
 
 /* ---- options: stats_at_exit, stats_signal ---- */
 
@@ -634,7 +637,9 @@ static Suite *stats_suite(void)
     tcase_add_test(tc, test_json_counts_blocks);
     tcase_add_test(tc, test_json_huge_and_os);
     tcase_add_test(tc, test_json_requested_after_thread_exit);
+#ifndef CMT_MINIMAL
     tcase_add_test(tc, test_traced_arena_reported);
+#endif
     suite_add_tcase(s, tc);
 
     tc = tcase_create("options");
