@@ -4,6 +4,7 @@
  * checks, so that one run covers every protection.
  *
  *   hardened          run every check (exit 0 on success, abort otherwise)
+ *   hardened overflow N    overflow an N-byte block by one (must die)
  *   hardened order    print the address ranks of fresh blocks, for the
  *                     comparison of two runs (randomised order)
  */
@@ -105,6 +106,24 @@ static void overflow_then_realloc(size_t n)
     p[n] = '\0';
     p = realloc(p, tu_opaque(n * 2));
     free(p);
+}
+
+/* A process whose first allocation is large and comes before cmalloc's
+ * constructor (as libstdc++'s emergency pool does): the small blocks after
+ * it are guarded too, so malloc's countdown must not be left holding that
+ * first request. The forked child execs this program again with the early
+ * allocator preloaded, so that the process starts afresh. */
+static const char *self_path;
+
+static void large_first_then_overflow(size_t n)
+{
+    char arg[32], preload[4096];
+    snprintf(arg, sizeof arg, "%zu", n);
+    snprintf(preload, sizeof preload, "%s:%s", CMALLOC_LIB, EARLY_ALLOC_LIB);
+    setenv("LD_PRELOAD", preload, 1);
+    setenv("EARLY_ALLOC_SIZE", "200000", 1);
+    execl(self_path, self_path, "overflow", arg, (char *)NULL);
+    _exit(127);
 }
 
 /* A huge block grown by realloc (in place or by moving its pages) keeps
@@ -261,6 +280,10 @@ static void check_order_randomised(void)
 
 int main(int argc, char **argv)
 {
+    if (argc > 2 && strcmp(argv[1], "overflow") == 0) {
+        overflow_by_one((size_t)strtoul(argv[2], NULL, 10));
+        return 0;
+    }
     if (argc > 1 && strcmp(argv[1], "order") == 0) {
         print_order();
         return 0;
@@ -274,6 +297,15 @@ int main(int argc, char **argv)
     for (size_t i = 0; i < sizeof sizes / sizeof sizes[0]; i++)
         expect_death("overflow_by_one", overflow_by_one, sizes[i], SIGABRT,
                      "cmalloc: free(): heap overflow detected after");
+    /* An unguarded block would be taken for a guarded one whose trailer is
+     * overwritten: the message must name the block's size instead. */
+    self_path = argv[0];
+    expect_death("large_first_then_overflow", large_first_then_overflow, 24, SIGABRT,
+                 "cmalloc: free(): heap overflow detected after");
+    struct outcome early;
+    run_child(large_first_then_overflow, 24, &early);
+    TU_CHECK(strstr(early.err, "(block size 24)"),
+             "large_first_then_overflow: the block was not guarded: %s", early.err);
     /* Seen by realloc, or by the free of the block it moves from. */
     expect_death("overflow_then_realloc", overflow_then_realloc, 24, SIGABRT,
                  "(): heap overflow detected after");
