@@ -145,9 +145,11 @@ static inline const uint8_t *cm_page_cls_of(uintptr_t g, uintptr_t addr)
 /* The free fast path: a push onto this thread's cache. The segment map
  * byte of p's granule must be this thread's arena tag, which also rules out
  * pointers that are not ours, huge blocks, blocks of other arenas and of
- * the features' arenas; the page byte gives the class. Anything unusual (NULL, not a block start, a block that already
- * looks free, a full or disabled bin) goes to cm_free_slow. */
-static inline void cm_free(void *p)
+ * the features' arenas; the page byte gives the class. With sized (a
+ * constant), the size must name that class too. Returns false for anything
+ * unusual (NULL, not a block start, a block that already looks free, a full
+ * or disabled bin), which the caller sends to a slow path. */
+static inline bool cm_free_fast(void *p, size_t size, bool sized)
 {
     uintptr_t addr = (uintptr_t)p, g = addr >> CM_SEG_SHIFT;
     if (cm_likely(g < CM_SEGMAP_SIZE && cm_hot.segmap[g] == cm_tls.tag)) {
@@ -155,37 +157,29 @@ static inline void cm_free(void *p)
         struct cm_block *b = p;
         uintptr_t key = cm_tls.free_key;
         void **head = cm_tls.head[cls];
-        if (cm_likely(cm_is_block_start(addr, cls) && b->free_key != key &&
-                      (uint16_t)(uintptr_t)head != cm_tls.full[cls])) {
-            b->free_key = key;
-            cm_tls.head[cls] = head - 1;
-            head[-1] = b;
-            return;
-        }
-    }
-    cm_free_slow(p);
-}
-
-/* free_sized and the sized operator delete: free's fast path, which also
- * checks that the size names the block's class. */
-static inline void cm_free_sized(void *p, size_t size)
-{
-    uintptr_t addr = (uintptr_t)p, g = addr >> CM_SEG_SHIFT;
-    if (cm_likely(g < CM_SEGMAP_SIZE && cm_hot.segmap[g] == cm_tls.tag)) {
-        unsigned cls = *cm_page_cls_of(g, addr);
-        struct cm_block *b = p;
-        uintptr_t key = cm_tls.free_key;
-        void **head = cm_tls.head[cls];
-        if (cm_likely(cls == cm_fast_class(size) && cm_is_block_start(addr, cls) &&
+        if (cm_likely((!sized || cls == cm_fast_class(size)) && cm_is_block_start(addr, cls) &&
                       b->free_key != key &&
                       (uint16_t)(uintptr_t)head != cm_tls.full[cls])) {
             b->free_key = key;
             cm_tls.head[cls] = head - 1;
             head[-1] = b;
-            return;
+            return true;
         }
     }
-    cm_free_sized_slow(p, size, 0);
+    return false;
+}
+
+static inline void cm_free(void *p)
+{
+    if (!cm_free_fast(p, 0, false))
+        cm_free_slow(p);
+}
+
+/* free_sized and the sized operator delete. */
+static inline void cm_free_sized(void *p, size_t size)
+{
+    if (!cm_free_fast(p, size, true))
+        cm_free_sized_slow(p, size, 0);
 }
 
 #pragma GCC visibility pop

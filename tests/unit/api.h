@@ -174,4 +174,12 @@ void api_cmalloc_tests(Suite *s);
 void api_remote_free_tests(Suite *s);
 #endif
 
+/* Whether Check runs every test in this one process (CK_FORK=no, as
+ * under memcheck.sh), where a test that must abort would end the run. */
+static TU_UNUSED int check_runs_in_one_process(void)
+{
+    const char *mode = getenv("CK_FORK");
+    return mode && strcmp(mode, "no") == 0;
+}
+
 #endif /* CMT_UNIT_API_H */

@@ -132,6 +132,49 @@ START_TEST(test_free_sized)
     check_really_frees(via_free_aligned_sized, 1);
 }
 END_TEST
+
+/* A size that does not name the block's class is the caller's bug: free
+ * aborts instead of filing the block under the wrong size. A size of the
+ * same class is what free_sized may get for a block grown in place. */
+START_TEST(test_free_sized_same_class)
+{
+    void *p = malloc(tu_opaque(100));
+    ck_assert_ptr_nonnull(p);
+    free_sized(p, 97);
+    p = malloc(tu_opaque(3 * MiB));
+    ck_assert_ptr_nonnull(p);
+    free_sized(p, 3 * MiB - 4096);
+}
+END_TEST
+
+START_TEST(test_free_sized_wrong_small)
+{
+    void *p = malloc(tu_opaque(100));
+    free_sized(p, 5000);
+}
+END_TEST
+
+START_TEST(test_free_sized_wrong_huge)
+{
+    void *p = malloc(tu_opaque(2 * MiB));
+    free_sized(p, 3 * MiB);
+}
+END_TEST
+
+START_TEST(test_free_aligned_sized_wrong)
+{
+    void *p = aligned_alloc(tu_opaque(64), tu_opaque(128));
+    free_aligned_sized(p, 64, 1000);
+}
+END_TEST
+
+/* Hardened mode checks blocks by the sizes it records, not by the sizes
+ * free_sized is given. */
+static int sized_frees_checked(void)
+{
+    const char *opts = getenv("CMALLOC_OPTIONS");
+    return !(opts && strstr(opts, "hardened=on"));
+}
 #endif /* CMT_CMALLOC */
 
 /* ------------------------------------------------------------------ */
@@ -145,5 +188,11 @@ void api_aliases_tests(Suite *s)
 #if CMT_CMALLOC
     tcase_add_test(tc, test_other_aliases);
     tcase_add_test(tc, test_free_sized);
+    tcase_add_test(tc, test_free_sized_same_class);
+    if (!check_runs_in_one_process() && sized_frees_checked()) {
+        tcase_add_test_raise_signal(tc, test_free_sized_wrong_small, SIGABRT);
+        tcase_add_test_raise_signal(tc, test_free_sized_wrong_huge, SIGABRT);
+        tcase_add_test_raise_signal(tc, test_free_aligned_sized_wrong, SIGABRT);
+    }
 #endif
 }

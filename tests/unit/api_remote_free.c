@@ -126,12 +126,6 @@ END_TEST
 
 /* ------------------------------------------------------------------ */
 
-static int check_runs_in_one_process(void)
-{
-    const char *mode = getenv("CK_FORK");
-    return mode && strcmp(mode, "no") == 0;
-}
-
 void api_remote_free_tests(Suite *s)
 {
     TCase *tc;
