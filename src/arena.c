@@ -13,6 +13,7 @@
  * a one-block run would only keep the block away from other sizes). */
 #include <string.h>
 
+#include "debug.h"
 #include "internal.h"
 
 struct cm_arena *cm_arenas[CM_MAX_ARENAS];

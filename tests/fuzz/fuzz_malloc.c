@@ -31,6 +31,7 @@
 #include <string.h>
 
 #include "testutil.h"
+#include "validate_hook.h"
 
 #define SLOTS 64
 #define NTHREADS 4
@@ -531,5 +532,6 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     for (i = 0; i < SLOTS; i++)
         release(&prog.slot[i]);
     set_default_tuning();
+    tu_validate_heap();
     return 0;
 }

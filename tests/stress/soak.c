@@ -35,6 +35,7 @@
 #include <unistd.h>
 
 #include "testutil.h"
+#include "validate_hook.h"
 
 #define SLOTS 512
 #define INBOX 256
@@ -330,6 +331,7 @@ int main(int argc, char **argv)
         TU_CHECK(pthread_join(tid[i], NULL) == 0, "pthread_join");
     for (i = 0; i < nthreads; i++)
         drain(i);
+    tu_validate_heap();
     hwm = vm_hwm_bytes();
     bound = 3 * atomic_load(&peak_live) + 64 * MiB;
     printf("soak: %ld operations, %d threads, %.1f s, peak RSS %zu MiB (bound %zu MiB: "

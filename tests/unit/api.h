@@ -54,6 +54,7 @@
 #include <unistd.h>
 
 #include "testutil.h"
+#include "validate_hook.h"
 
 #ifndef CMT_REFERENCE_GLIBC
 #include "cmalloc.h"

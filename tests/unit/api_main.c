@@ -7,6 +7,7 @@
 TCase *api_tcase(Suite *s, const char *name)
 {
     TCase *tc = tcase_create(name);
+    tcase_add_checked_fixture(tc, NULL, tu_validate_heap);
     tcase_set_timeout(tc, 120);
     suite_add_tcase(s, tc);
     return tc;
@@ -33,6 +34,7 @@ int main(void)
     SRunner *sr = srunner_create(api_suite());
     int failed;
     srunner_run_all(sr, CK_ENV);
+    tu_validate_heap();
     failed = srunner_ntests_failed(sr);
     srunner_free(sr);
     return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;

@@ -16,6 +16,7 @@
 
 #include "cmalloc.h"
 #include "testutil.h"
+#include "validate_hook.h"
 
 #define MAX_EVENTS 512
 
@@ -438,6 +439,7 @@ static Suite *hooks_suite(void)
 {
     Suite *s = suite_create("hooks");
     TCase *tc = tcase_create("events");
+    tcase_add_checked_fixture(tc, NULL, tu_validate_heap);
     tcase_set_timeout(tc, 120);
     suite_add_tcase(s, tc);
     tcase_add_test(tc, test_every_call_reported);
@@ -449,6 +451,8 @@ static Suite *hooks_suite(void)
     tcase_add_test(tc, test_hook_removes_itself);
 
     tc = tcase_create("threads");
+
+    tcase_add_checked_fixture(tc, NULL, tu_validate_heap);
     tcase_set_timeout(tc, 120);
     suite_add_tcase(s, tc);
     tcase_add_test(tc, test_threads_balanced);
@@ -456,6 +460,8 @@ static Suite *hooks_suite(void)
     tcase_add_test(tc, test_fork_with_hook);
 
     tc = tcase_create("sampling");
+
+    tcase_add_checked_fixture(tc, NULL, tu_validate_heap);
     tcase_set_timeout(tc, 120);
     suite_add_tcase(s, tc);
     tcase_add_test(tc, test_sampling_small_blocks);
@@ -467,6 +473,7 @@ int main(void)
 {
     SRunner *sr = srunner_create(hooks_suite());
     srunner_run_all(sr, CK_ENV);
+    tu_validate_heap();
     int failed = srunner_ntests_failed(sr);
     srunner_free(sr);
     return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;

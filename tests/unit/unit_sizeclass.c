@@ -16,6 +16,7 @@
 #include "internal.h"
 #include "sizeclass.h"
 #include "testutil.h"
+#include "validate_hook.h"
 
 #define NCLS ((unsigned)(CM_NCLASSES))
 #define MAX_CLASS_SIZE (cm_class_size(NCLS))
@@ -246,6 +247,7 @@ int main(void)
 {
     Suite *s = suite_create("cmalloc-sizeclass");
     TCase *tc = tcase_create("boundaries");
+    tcase_add_checked_fixture(tc, NULL, tu_validate_heap);
     SRunner *sr;
     int failed;
     tcase_set_timeout(tc, 120);
@@ -259,6 +261,7 @@ int main(void)
     suite_add_tcase(s, tc);
     sr = srunner_create(s);
     srunner_run_all(sr, CK_ENV);
+    tu_validate_heap();
     failed = srunner_ntests_failed(sr);
     srunner_free(sr);
     return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;

@@ -25,6 +25,7 @@
 
 #include "cmalloc.h"
 #include "testutil.h"
+#include "validate_hook.h"
 
 #define NO_VALUE UINT64_MAX
 #define NULL_VALUE (UINT64_MAX - 1)
@@ -629,6 +630,7 @@ static Suite *stats_suite(void)
 {
     Suite *s = suite_create("cmalloc-stats");
     TCase *tc = tcase_create("print");
+    tcase_add_checked_fixture(tc, NULL, tu_validate_heap);
     tcase_set_timeout(tc, 120);
     tcase_add_test(tc, test_print_text);
     tcase_add_test(tc, test_print_null_stream);
@@ -643,6 +645,8 @@ static Suite *stats_suite(void)
     suite_add_tcase(s, tc);
 
     tc = tcase_create("options");
+
+    tcase_add_checked_fixture(tc, NULL, tu_validate_heap);
     tcase_set_timeout(tc, 200);
     tcase_add_test(tc, test_exit_json);
     tcase_add_test(tc, test_bad_values);
@@ -652,6 +656,8 @@ static Suite *stats_suite(void)
     suite_add_tcase(s, tc);
 
     tc = tcase_create("cmalloc-run");
+
+    tcase_add_checked_fixture(tc, NULL, tu_validate_heap);
     tcase_set_timeout(tc, 120);
     tcase_add_test(tc, test_cmalloc_run_stats_json);
     tcase_add_test(tc, test_cmalloc_run_stats_signal);
@@ -663,6 +669,7 @@ int main(void)
 {
     SRunner *sr = srunner_create(stats_suite());
     srunner_run_all(sr, CK_ENV);
+    tu_validate_heap();
     int failed = srunner_ntests_failed(sr);
     srunner_free(sr);
     return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
