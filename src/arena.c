@@ -156,7 +156,9 @@ static struct cm_block *bin_take(struct cm_arena *a, unsigned cls)
     struct cm_run *r = bin->runs;
     if (!r && !(r = new_run(a, cls)))
         return NULL;
+    cm_assert(r->state == CM_RUN_BLOCKS && r->cls == cls && r->nfree > 0);
     struct cm_block *b = run_take(r, &cm_classes[cls]);
+    cm_assert_internal(r->carved <= cm_classes[cls].nblocks);
     if (r->nfree == 0)
         cm_list_remove(&bin->runs, r);
     bin->nmalloc++;
@@ -231,6 +233,7 @@ unsigned cm_arena_fill(struct cm_arena *a, unsigned cls, struct cm_tcache *tc, u
                 break;
             cm_tbin_push(tc, cls, fresh);
         }
+        CM_DEBUG_CHECK_ARENA(a);
         cm_unlock(&a->lock);
     }
     if (cm_unlikely(cm_ext.refill_order != NULL))
@@ -242,6 +245,7 @@ void *cm_arena_alloc(struct cm_arena *a, unsigned cls)
 {
     cm_lock(&a->lock);
     struct cm_block *b = bin_take(a, cls);
+    CM_DEBUG_CHECK_ARENA(a);
     cm_unlock(&a->lock);
     if (b)
         b->free_key = 0;
@@ -267,6 +271,8 @@ void cm_arena_free_locked(struct cm_arena *a, struct cm_segment *s, void *p, uns
     struct cm_run *r = cm_run_of_block(s, p, cls);
     struct cm_block *b = p;
 
+    cm_assert(r->state == CM_RUN_BLOCKS && r->cls == cls && r->nfree < c->nblocks);
+    cm_assert_internal(cm_is_block_start((uintptr_t)p, cls));
     b->next_enc = cm_link_encode(r->free);
     b->free_key = cm_hot.free_key;
     r->free = b;
@@ -282,6 +288,7 @@ void cm_arena_free(struct cm_arena *a, struct cm_segment *s, void *p, unsigned c
 {
     cm_lock(&a->lock);
     cm_arena_free_locked(a, s, p, cls);
+    CM_DEBUG_CHECK_ARENA(a);
     cm_unlock(&a->lock);
 }
 

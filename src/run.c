@@ -9,6 +9,7 @@
  * with its buddy while the buddy is a free run of the same order, so free
  * space coalesces back into half-segments.
  */
+#include "debug.h"
 #include "internal.h"
 
 void cm_free_run_add(struct cm_arena *a, struct cm_run *r)
@@ -33,6 +34,7 @@ void cm_free_run_take(struct cm_arena *a, struct cm_run *r)
 
 struct cm_run *cm_run_alloc(struct cm_arena *a, unsigned order)
 {
+    cm_assert(order <= CM_MAX_ORDER);
     unsigned o = order;
     while (o <= CM_MAX_ORDER && !a->free_runs[o])
         o++;
@@ -62,6 +64,7 @@ struct cm_run *cm_run_alloc(struct cm_arena *a, unsigned order)
 
 void cm_run_release(struct cm_arena *a, struct cm_run *r)
 {
+    cm_assert(r->state == CM_RUN_BLOCKS && r->order <= CM_MAX_ORDER);
     struct cm_segment *s = cm_run_segment(r);
     size_t first = cm_run_first_page(r);
     unsigned order = r->order;

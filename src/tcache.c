@@ -21,6 +21,7 @@
  * still correct. */
 #include <errno.h>
 
+#include "debug.h"
 #include "internal.h"
 
 /* Every thread starts with tag CM_TAG_NONE and an empty countdown, so its
@@ -93,6 +94,7 @@ void cm_tcache_set_capacity(struct cm_tcache *tc, unsigned cls, uint32_t cap)
 {
     void **top = cm_tbin_top(cls);
     uint32_t count = tc->head[cls] ? cm_tbin_count(tc, cls) : 0;
+    cm_assert(count <= cap && cap <= cm_classes[cls].slot_count);
     if (cap == 0 && count == 0) {
         tc->head[cls] = NULL;
         tc->full[cls] = tc->empty[cls] = 0;
