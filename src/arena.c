@@ -212,6 +212,19 @@ void cm_arena_collect_remote(struct cm_arena *a)
         free_chain_locked(a, take_remote(a, cls), cls);
 }
 
+/* Lets a feature reorder the n blocks on top of a bin, which a refill has
+ * just put there (at most the bin's capacity). */
+static CM_NOINLINE void reorder_refill(struct cm_tcache *tc, unsigned cls, unsigned n)
+{
+    void *blocks[CM_TCACHE_MAX];
+    cm_assert(n <= CM_TCACHE_MAX);
+    for (unsigned i = 0; i < n; i++)
+        blocks[i] = cm_tbin_pop(tc, cls);
+    cm_ext.refill_order(blocks, n);
+    for (unsigned i = n; i-- > 0;)
+        cm_tbin_push(tc, cls, blocks[i]);
+}
+
 /* Refills a cache bin with up to want blocks: first those that other
  * threads gave back, which needs no lock unless there are more than the bin
  * holds, then from the runs. */
@@ -236,8 +249,8 @@ unsigned cm_arena_fill(struct cm_arena *a, unsigned cls, struct cm_tcache *tc, u
         CM_DEBUG_CHECK_ARENA(a);
         cm_unlock(&a->lock);
     }
-    if (cm_unlikely(cm_ext.refill_order != NULL))
-        cm_ext.refill_order(tc->head[cls], got);
+    if (cm_unlikely(cm_ext.refill_order != NULL) && got > 1)
+        reorder_refill(tc, cls, got);
     return got;
 }
 

@@ -25,43 +25,53 @@ static inline bool cm_is_block_start(uintptr_t addr, unsigned cls)
     return x * cm_hot.div_magic[cls] <= cm_hot.div_limit[cls];
 }
 
-/* A bin's region of the slot array, and how many blocks it holds: the
- * head, full and empty marks are only low bits, so positions are
- * recomputed from the region (see types.h). */
-static inline void **cm_tbin_top(unsigned cls)
+/* A thread-cache bin (see types.h): two lists of blocks linked like free
+ * lists, with room for cap - count more. */
+static inline bool cm_tbin_enabled(const struct cm_tcache *tc, unsigned cls)
 {
-    return &cm_tls_slots[cm_classes[cls].slot_first + cm_classes[cls].slot_count];
+    return tc->cap[cls] != 0;
 }
 
 static inline uint32_t cm_tbin_count(const struct cm_tcache *tc, unsigned cls)
 {
-    return (uint16_t)(tc->empty[cls] - (uint16_t)(uintptr_t)tc->head[cls]) / sizeof(void *);
+    return (uint32_t)tc->cap[cls] - tc->room[cls];
 }
 
 static inline uint32_t cm_tbin_capacity(const struct cm_tcache *tc, unsigned cls)
 {
-    return (uint16_t)(tc->empty[cls] - tc->full[cls]) / sizeof(void *);
+    return tc->cap[cls];
 }
 
 static inline bool cm_tbin_is_empty(const struct cm_tcache *tc, unsigned cls)
 {
-    return (uint16_t)(uintptr_t)tc->head[cls] == tc->empty[cls];
+    return !tc->head[cls] && !tc->freed[cls];
 }
 
 static inline bool cm_tbin_is_full(const struct cm_tcache *tc, unsigned cls)
 {
-    return (uint16_t)(uintptr_t)tc->head[cls] == tc->full[cls];
+    return tc->room[cls] == 0;
 }
 
+/* Onto the list malloc takes first: the slow paths' pushes, refills among
+ * them, whose blocks should be used before those freed since. */
 static inline void cm_tbin_push(struct cm_tcache *tc, unsigned cls, struct cm_block *b)
 {
     b->free_key = tc->free_key;
-    *--tc->head[cls] = b;
+    b->next_enc = cm_link_encode(tc->head[cls]);
+    tc->head[cls] = b;
+    tc->room[cls]--;
 }
 
+/* The next block malloc would take; the bin must not be empty. */
 static inline struct cm_block *cm_tbin_pop(struct cm_tcache *tc, unsigned cls)
 {
-    struct cm_block *b = *tc->head[cls]++;
+    struct cm_block *b = tc->head[cls];
+    if (!b) {
+        b = tc->freed[cls];
+        tc->freed[cls] = NULL;
+    }
+    tc->head[cls] = cm_link_decode(b->next_enc);
+    tc->room[cls]++;
     b->free_key = 0;
     return b;
 }
@@ -78,11 +88,15 @@ static inline void *cm_cache_alloc(size_t n)
         cls = cm_hot.class_of_medium[(n + (1u << CM_LOOKUP2_SHIFT) - 1) >> CM_LOOKUP2_SHIFT];
     else
         return cm_alloc_slow(n);
-    void **head = cm_tls.head[cls];
-    if (cm_unlikely((uint16_t)(uintptr_t)head == cm_tls.empty[cls]))
-        return cm_alloc_slow(n);
-    struct cm_block *b = *head;
-    cm_tls.head[cls] = head + 1;
+    struct cm_block *b = cm_tls.head[cls];
+    if (cm_unlikely(!b)) {
+        b = cm_tls.freed[cls];
+        if (!b)
+            return cm_alloc_slow(n);
+        cm_tls.freed[cls] = NULL;
+    }
+    cm_tls.head[cls] = cm_link_decode(b->next_enc);
+    cm_tls.room[cls]++;
     b->free_key = 0;
     return b;
 }
@@ -126,20 +140,38 @@ static inline unsigned cm_fast_class(size_t n)
     return 0;
 }
 
-/* The page-class byte of addr, which lies in the heap segment at granule g:
- * the segment's table starts at g * 4 MiB + offsetof(page_cls), and addr's
- * page is (addr >> 12) - g * 1024 of it, so one multiply finds it. gcc would
- * turn the multiply into four shifts and subtracts. */
-static inline const uint8_t *cm_page_cls_of(uintptr_t g, uintptr_t addr)
+/* The page-class byte of addr: the segment's table is at the segment's
+ * start, and addr's page is the index. A mask and a shift, which the
+ * processor does in parallel, and not one multiply of g, one instruction
+ * fewer but two cycles more on the chain from the pointer to the bin that
+ * the push stores to; random-size loops wait on that chain. */
+static inline const uint8_t *cm_page_cls_of(uintptr_t addr)
 {
-    uintptr_t table;
+    uintptr_t segment = addr & ~CM_SEG_MASK;
+    /* Hides that the two parts share no bit, which gcc would spend an
+     * instruction combining instead of adding them in the address. */
+    __asm__("" : "+r"(segment));
+    return (const uint8_t *)segment + offsetof(struct cm_segment, page_cls) +
+           ((addr >> CM_PAGE_SHIFT) & (CM_SEG_PAGES - 1));
+}
+
+/* Takes one block's room in this thread's bin of class cls, if it has any:
+ * the free fast path's last check. */
+static inline bool cm_take_room(unsigned cls)
+{
 #if defined(__x86_64__)
-    __asm__("imulq %2, %1, %0" : "=r"(table) : "r"(g), "i"(CM_SEG_SIZE - CM_SEG_PAGES));
+    /* One subtract with a memory operand, as for malloc's countdown. */
+    __asm__ goto("subw $1, %0\n\tjb %l[full]" : : "m"(cm_tls.room[cls]) : "cc", "memory" : full);
+    return true;
+full:
+    cm_tls.room[cls] = 0;
+    return false;
 #else
-    table = g * (CM_SEG_SIZE - CM_SEG_PAGES);
+    if (!cm_tls.room[cls])
+        return false;
+    cm_tls.room[cls]--;
+    return true;
 #endif
-    return (const uint8_t *)(table + (addr >> CM_PAGE_SHIFT)) +
-           offsetof(struct cm_segment, page_cls);
 }
 
 /* The free fast path: a push onto this thread's cache. The segment map
@@ -153,16 +185,17 @@ static inline bool cm_free_fast(void *p, size_t size, bool sized)
 {
     uintptr_t addr = (uintptr_t)p, g = addr >> CM_SEG_SHIFT;
     if (cm_likely(g < CM_SEGMAP_SIZE && cm_hot.segmap[g] == cm_tls.tag)) {
-        unsigned cls = *cm_page_cls_of(g, addr);
+        unsigned cls = *cm_page_cls_of(addr);
         struct cm_block *b = p;
         uintptr_t key = cm_tls.free_key;
-        void **head = cm_tls.head[cls];
         if (cm_likely((!sized || cls == cm_fast_class(size)) && cm_is_block_start(addr, cls) &&
-                      b->free_key != key &&
-                      (uint16_t)(uintptr_t)head != cm_tls.full[cls])) {
+                      b->free_key != key && cm_take_room(cls))) {
+            struct cm_block **freed = &cm_tls.freed[cls];
+            b->next_enc = cm_link_encode(*freed);
+            /* Two stores, not one vector store built from two registers. */
+            __asm__("" : : : "memory");
             b->free_key = key;
-            cm_tls.head[cls] = head - 1;
-            head[-1] = b;
+            *freed = b;
             return true;
         }
     }

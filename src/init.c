@@ -84,7 +84,7 @@ static void reread_options(void)
     cm_sizeclass_init();
     if (cm_tls.state == CM_TC_ACTIVE) {
         for (unsigned cls = 1; cls <= CM_NCLASSES; cls++) {
-            if (!cm_tls.head[cls])
+            if (!cm_tbin_enabled(&cm_tls, cls))
                 continue;
             uint32_t count = cm_tbin_count(&cm_tls, cls), cap = cm_classes[cls].tcache_max;
             uint32_t now = cm_tbin_capacity(&cm_tls, cls);

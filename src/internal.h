@@ -53,16 +53,14 @@ void cm_options_read(void);
 int cm_options_mallopt(int param, int value);
 
 /* ---- sizeclass.c: the generated class table ---- */
+/* The most blocks a thread-cache bin holds, whatever the options. */
+#define CM_TCACHE_MAX 128
 struct cm_class {
     uint32_t size;
     uint32_t nblocks;       /* blocks in one run */
     uint8_t order;          /* run size: 2^order pages */
     uint32_t tcache_max;    /* thread-cache capacity; 0 = not cached */
     uint32_t tcache_start;  /* capacity of a new thread's bin, which grows */
-    /* The class's region of the slot array: the most it could cache under
-     * any option, so the layout never changes. */
-    uint16_t slot_first;
-    uint16_t slot_count;
 };
 
 /* Read on every malloc and free: one base address for all of it. free()
@@ -282,7 +280,6 @@ void cm_huge_stats_get(struct cm_huge_stats *out);
 
 /* ---- tcache.c: the per-thread cache ---- */
 extern __thread struct cm_tcache cm_tls __attribute__((tls_model("initial-exec")));
-extern __thread void *cm_tls_slots[CM_TCACHE_SLOTS] __attribute__((tls_model("initial-exec")));
 
 struct cm_tcache *cm_tcache_get(void);
 void *cm_alloc_crossed(size_t n);

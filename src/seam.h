@@ -44,8 +44,9 @@ struct cm_ext {
     size_t (*usable)(void *p);
     /* cmalloc_owns while every free goes to cm_ext. */
     int (*owns)(const void *p);
-    /* May reorder the n blocks a refill just put on top of a cache bin. */
-    void (*refill_order)(void **top, unsigned n);
+    /* May reorder the n blocks a refill just put in a cache bin, listed in
+     * the order malloc would hand them out. */
+    void (*refill_order)(void **blocks, unsigned n);
     /* r, a run of blocks, goes back to the page allocator. */
     void (*run_released)(const struct cm_run *r);
     /* Adds to counts[cls] the blocks of arena a that the feature holds

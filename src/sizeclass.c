@@ -17,7 +17,6 @@
 #define CM_SINGLE_BLOCK_MIN (16 * 1024)
 #define CM_TCACHE_BYTES (16 * 1024)
 #define CM_TCACHE_MIN 1
-#define CM_TCACHE_MAX 128
 /* A new thread's bins start small, so a thread that takes one big block
  * does not hold (and touch) a second one: at most 8 blocks or 4 KiB, and
  * at least 2, so that a refill takes one block. */
@@ -25,7 +24,6 @@
 #define CM_TCACHE_START_BYTES 4096
 
 struct cm_hot cm_hot;
-_Static_assert(CM_TCACHE_MAX * sizeof(void *) < 65536, "a bin region must be shorter than 64 KiB");
 struct cm_class cm_classes[CM_NCLASSES + 1];
 
 static size_t class_size_by_rule(unsigned cls)
@@ -88,7 +86,6 @@ size_t cm_class_size(unsigned cls)
 
 void cm_sizeclass_init(void)
 {
-    unsigned slot = 0;
     for (unsigned cls = 1; cls <= CM_NCLASSES; cls++) {
         struct cm_class *c = &cm_classes[cls];
         size_t size = class_size_by_rule(cls);
@@ -96,18 +93,12 @@ void cm_sizeclass_init(void)
         c->order = (uint8_t)choose_run_order(size);
         c->nblocks = (uint32_t)((CM_PAGE_SIZE << c->order) / size);
         size_t cap = cache_capacity(size);
-        c->slot_first = (uint16_t)slot;
-        c->slot_count = size <= CM_MAX_CLASS_SIZE ? (uint16_t)cap : 0;
-        slot += c->slot_count;
         c->tcache_max = size <= cm_opt.tcache_max_size && !cm_ext.no_thread_cache ? (uint32_t)cap : 0;
         size_t start = CM_TCACHE_START_BYTES / size;
         start = start < 2 ? 2 : start > CM_TCACHE_START_BLOCKS ? CM_TCACHE_START_BLOCKS : start;
         c->tcache_start = start < c->tcache_max ? (uint32_t)start : c->tcache_max;
         block_check_init(cls, c);
     }
-    if (slot > CM_TCACHE_SLOTS)
-        cm_fatal("thread-cache layout needs %u slots, CM_TCACHE_SLOTS is %u", slot,
-                 (unsigned)CM_TCACHE_SLOTS);
     /* The smallest class that fits each size. Size 0 maps to no class: its
      * bin is always disabled, so malloc(0) takes the slow path. */
     unsigned cls = 1;

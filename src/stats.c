@@ -122,8 +122,7 @@ static void snapshot_arena(struct cm_arena *a, struct arena_snapshot *snap, bool
         size_t cached = quarantined[cls];
         if (locked) {
             for (const struct cm_tcache *tc = a->threads; tc; tc = tc->next)
-                cached += (uint16_t)(LOAD(tc->empty[cls]) - (uintptr_t)LOAD(tc->head[cls])) /
-                              sizeof(void *) +
+                cached += (uint16_t)(LOAD(tc->cap[cls]) - LOAD(tc->room[cls])) +
                           LOAD(tc->remote_count[cls]);
         }
         c->runs = LOAD(bin->nruns);

@@ -1,6 +1,6 @@
-/* The thread cache: each thread keeps a short LIFO list of free blocks per
- * size class, so the common malloc and free (the inline fast paths in
- * internal.h) touch only this thread's state.
+/* The thread cache: each thread keeps a few free blocks per size class (a
+ * bin, two lists: see types.h), so the common malloc and free (the inline fast paths in
+ * fastpath.h) touch only this thread's state.
  *
  * The slow paths here refill an empty bin from the thread's arena, half a
  * bin at a time (a bin's capacity starts small and doubles each time it runs
@@ -29,7 +29,6 @@
 __thread struct cm_tcache cm_tls __attribute__((tls_model("initial-exec"))) = {
     .tag = CM_TAG_NONE,
 };
-__thread void *cm_tls_slots[CM_TCACHE_SLOTS] __attribute__((tls_model("initial-exec")));
 
 /* How many bytes malloc hands out between two looks at the slow path when
  * no feature asks for a shorter countdown: rare enough to cost nothing,
@@ -92,17 +91,10 @@ static uint8_t fast_free_tag(const struct cm_arena *a)
 /* Sets a bin's capacity, keeping the blocks it holds (cap >= their count). */
 void cm_tcache_set_capacity(struct cm_tcache *tc, unsigned cls, uint32_t cap)
 {
-    void **top = cm_tbin_top(cls);
-    uint32_t count = tc->head[cls] ? cm_tbin_count(tc, cls) : 0;
-    cm_assert(count <= cap && cap <= cm_classes[cls].slot_count);
-    if (cap == 0 && count == 0) {
-        tc->head[cls] = NULL;
-        tc->full[cls] = tc->empty[cls] = 0;
-        return;
-    }
-    tc->head[cls] = top - count;
-    tc->empty[cls] = (uint16_t)(uintptr_t)top;
-    tc->full[cls] = (uint16_t)(uintptr_t)(top - cap);
+    uint32_t count = cm_tbin_count(tc, cls);
+    cm_assert(count <= cap && cap <= CM_TCACHE_MAX);
+    tc->cap[cls] = (uint16_t)cap;
+    tc->room[cls] = (uint16_t)(cap - count);
 }
 
 static void tcache_attach(struct cm_tcache *tc)
@@ -213,8 +205,7 @@ void cm_tcache_flush_all(struct cm_tcache *tc)
 {
     remote_flush(tc);
     for (unsigned cls = 1; cls <= CM_NCLASSES; cls++) {
-        if (tc->head[cls])
-            tcache_flush(tc, cls, cm_tbin_count(tc, cls));
+        tcache_flush(tc, cls, cm_tbin_count(tc, cls));
     }
 }
 
@@ -245,7 +236,7 @@ CM_NOINLINE void *cm_alloc_slow(size_t n)
     struct cm_tcache *tc = cm_tcache_get();
     unsigned cls = cm_size_class(n);
     void *p;
-    if (tc->head[cls]) {
+    if (cm_tbin_enabled(tc, cls)) {
         if (cm_tbin_is_empty(tc, cls)) {
             /* A bin that keeps running dry earns a larger capacity, up to
              * its class's; bins a thread barely uses stay small. */
@@ -272,15 +263,6 @@ static CM_COLD void double_free(const void *p, unsigned cls)
  * thread's cache or remote list, or in its run. The key alone may be a value
  * the program happened to store there. Blocks in other threads' caches are
  * not seen. */
-static bool slots_hold(void *const *head, uint32_t count, const void *p)
-{
-    for (uint32_t i = 0; i < count; i++) {
-        if (head[i] == p)
-            return true;
-    }
-    return false;
-}
-
 static bool chain_holds(const struct cm_block *head, uint32_t count, const void *p)
 {
     uint32_t seen = 0;
@@ -295,7 +277,8 @@ static bool chain_holds(const struct cm_block *head, uint32_t count, const void 
 bool cm_block_is_free(struct cm_tcache *tc, struct cm_segment *s, void *p, unsigned cls)
 {
     if (tc->state == CM_TC_ACTIVE &&
-        ((tc->head[cls] && slots_hold(tc->head[cls], cm_tbin_count(tc, cls), p)) ||
+        (chain_holds(tc->head[cls], cm_tbin_count(tc, cls), p) ||
+         chain_holds(tc->freed[cls], cm_tbin_count(tc, cls), p) ||
          chain_holds(tc->remote, tc->remote_blocks, p)))
         return true;
     return cm_arena_block_is_free(s->arena, s, p, cls);
@@ -370,7 +353,7 @@ void cm_core_free(void *p)
         double_free(p, cls);
     /* A block of a feature's arena goes straight back to it: from a cache
      * it could be handed out again as an ordinary one. */
-    if (!tc->head[cls] || s->arena->tag >= CM_TAG_EXTRA_FIRST) {
+    if (!cm_tbin_enabled(tc, cls) || s->arena->tag >= CM_TAG_EXTRA_FIRST) {
         cm_arena_free(s->arena, s, p, cls);
     } else if (s->arena != tc->arena) {
         remote_push(tc, p, cls);

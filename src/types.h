@@ -53,8 +53,8 @@
 
 /* A free block: a key that marks it as free, so that a second free is
  * noticed, first, where the free fast path reads it; then the link of the
- * list it is on (a run's free list or a remote stack, never a thread
- * cache), encoded with the process secret so that a stray write into freed
+ * list it is on (a run's free list, a thread cache's bin or a remote
+ * stack), encoded with the process secret so that a stray write into freed
  * memory does not redirect the allocator. */
 struct cm_block {
     uintptr_t free_key;
@@ -158,16 +158,19 @@ struct cm_arena {
 
 enum cm_tcache_state { CM_TC_NEW = 0, CM_TC_ACTIVE, CM_TC_DEAD };
 
-/* The thread cache keeps its free blocks as pointers in a per-thread slot
- * array (cm_tls_slots), one region per class, written from the top down:
- * head[cls] points at the newest block, and the bin is empty when its low 16
- * bits equal empty[cls] (the region's top) and full when they equal
- * full[cls] (top minus the current capacity). Regions are shorter than
- * 64 KiB, so the low bits tell. Nothing is written into a cached block but
- * its free key. A bin whose head, full and empty are all zero is disabled:
- * every malloc and free of its class takes the slow path. That is the state
- * of every bin of a thread that is not set up yet or has exited, and of
- * classes that are not cached.
+/* The thread cache keeps its free blocks in two lists per class, linked
+ * through the blocks (next_enc, encoded like every free list) and marked
+ * with the free key: malloc pops from head[cls], free pushes onto
+ * freed[cls], and malloc takes the freed list whole when head runs out
+ * (mimalloc's free-list sharding). A free and the malloc after it then
+ * touch different words, so the malloc's loads never wait on the free's
+ * stores, whose addresses come late: they depend on the page-class byte.
+ * room[cls] is how many more blocks the bin may take and cap[cls] its
+ * capacity now, so the two lists hold cap - room blocks. A bin with cap 0
+ * is disabled: its lists are empty and its room 0, so every malloc and
+ * free of its class takes the slow path. That is the state of every bin of
+ * a thread that is not set up yet or has exited, and of classes that are
+ * not cached.
  *
  * The countdown counts the bytes malloc may hand out before it takes the
  * slow path once: the statistics count requested bytes as
@@ -176,16 +179,17 @@ enum cm_tcache_state { CM_TC_NEW = 0, CM_TC_ACTIVE, CM_TC_DEAD };
  * the slow path when a request is at least what is left.
  *
  * Per-thread state, in initial-exec TLS so touching it never allocates.
- * It starts as CM_TCACHE_INITIAL (tag CM_TAG_NONE, countdown 0), so a new
- * thread's first call of either kind takes the slow path and attaches. */
+ * It starts with tag CM_TAG_NONE and countdown 0, so a new thread's first
+ * call of either kind takes the slow path and attaches. */
 struct cm_tcache {
-    void **head[CM_NCLASSES + 1];         /* first: indexed with no offset */
+    struct cm_block *freed[CM_NCLASSES + 1]; /* first: indexed with no offset */
     uint64_t countdown;
     uintptr_t free_key;                   /* copy of the process-wide key */
     uint8_t tag;
     uint8_t state;
-    uint16_t full[CM_NCLASSES + 1];
-    uint16_t empty[CM_NCLASSES + 1];
+    uint16_t room[CM_NCLASSES + 1];
+    uint16_t cap[CM_NCLASSES + 1];
+    struct cm_block *head[CM_NCLASSES + 1];
     uint64_t requested_base;
     /* Blocks this thread freed that belong to other arenas, on their way
      * back in batches (see tcache.c); counted per class for the stats. */
@@ -197,9 +201,5 @@ struct cm_tcache {
     struct cm_tcache *next;               /* arena's thread list */
     struct cm_tcache *prev;
 };
-
-/* Slots for every class's region: the sum of the classes' capacities,
- * which cm_sizeclass_init checks against it. */
-#define CM_TCACHE_SLOTS 2048
 
 #endif

@@ -60,21 +60,6 @@ extern unsigned cm_nextra_arenas __attribute__((weak));
 #define VALIDATE_MAX_EXTRA 16
 #endif
 
-/* Thread-cache bins are disabled by head == NULL; the region check needs
- * the slot array of the thread that owns a cache, which is at the same
- * offset from its cm_tls as ours is from our cm_tls: both are in the
- * module's static TLS block, whose layout every thread shares. */
-static void **slots_of(const struct cm_tcache *tc)
-{
-    /* Each address is taken on its own: gcc would otherwise subtract the
-     * second TLS offset straight from the GOT, an instruction the linker
-     * cannot relax when it links the static library into an executable. */
-    char *slots = (char *)cm_tls_slots, *self = (char *)&cm_tls;
-    __asm__("" : "+r"(slots));
-    __asm__("" : "+r"(self));
-    return (void **)((char *)tc + (slots - self));
-}
-
 CM_COLD _Noreturn void cm_assert_fail(const char *expr, const char *file, int line,
                                       const char *func)
 {
@@ -584,53 +569,48 @@ static struct problem block_problem(const struct vctx *v, const void *p, unsigne
 
 static bool check_tcache_bins(struct vctx *v, const struct cm_tcache *tc)
 {
-    void **slots = slots_of(tc);
     for (unsigned cls = 1; cls <= CM_NCLASSES; cls++) {
-        void **head = tc->head[cls];
-        unsigned full = tc->full[cls], empty = tc->empty[cls];
-        if (!head) {
-            if (full || empty)
-                return fail(v, "thread cache %p class %u: disabled (head NULL) but full %u and "
-                               "empty %u",
-                            (const void *)tc, cls, full, empty);
+        unsigned cap = tc->cap[cls], room = tc->room[cls];
+        if (!cap) {
+            if (room || tc->head[cls] || tc->freed[cls])
+                return fail(v, "thread cache %p class %u: disabled (capacity 0) but room %u, "
+                               "head %p, freed %p",
+                            (const void *)tc, cls, room, (const void *)tc->head[cls],
+                            (const void *)tc->freed[cls]);
             continue;
         }
-        const struct cm_class *c = &cm_classes[cls];
-        void **bottom = slots + c->slot_first, **top = bottom + c->slot_count;
-        if (head < bottom || head > top)
-            return fail(v, "thread cache %p class %u: head %p outside the class's slot region "
-                           "[%p, %p]",
-                        (const void *)tc, cls, (void *)head, (void *)bottom, (void *)top);
-        if (empty != (uint16_t)(uintptr_t)top)
-            return fail(v, "thread cache %p class %u: empty mark %u, expected %u (the low bits "
-                           "of the region's top)",
-                        (const void *)tc, cls, empty, (unsigned)(uint16_t)(uintptr_t)top);
-        unsigned span = (uint16_t)(empty - full);
-        if (span % sizeof(void *) || span / sizeof(void *) > c->slot_count)
-            return fail(v, "thread cache %p class %u: full mark %u gives capacity %u/%zu, above "
-                           "the region's %u slots or not whole",
-                        (const void *)tc, cls, full, span, sizeof(void *),
-                        (unsigned)c->slot_count);
-        size_t capacity = span / sizeof(void *), count = (size_t)(top - head);
-        if (count > capacity)
-            return fail(v, "thread cache %p class %u: count %zu above capacity %zu",
-                        (const void *)tc, cls, count, capacity);
-        for (size_t i = 0; i < count; i++) {
-            unsigned got;
-            struct problem pr = block_problem(v, head[i], cls, true, &got);
-            if (pr.fmt) {
-                char text[160];
-                cm_format(text, sizeof text, pr.fmt, pr.x, pr.y);
-                return fail(v, "thread cache %p class %u slot %zu: %p %s", (const void *)tc, cls,
-                            i, head[i], text);
-            }
-            for (size_t j = 0; j < i; j++) {
-                if (head[j] == head[i])
-                    return fail(v, "thread cache %p class %u: slot %zu and slot %zu both hold "
-                                   "%p",
-                                (const void *)tc, cls, j, i, head[i]);
+        if (cap > CM_TCACHE_MAX || room > cap)
+            return fail(v, "thread cache %p class %u: capacity %u and room %u (at most %u and "
+                           "capacity)",
+                        (const void *)tc, cls, cap, room, (unsigned)CM_TCACHE_MAX);
+        size_t count = cap - room, len = 0;
+        for (unsigned list = 0; list < 2; list++) {
+            struct cycle cy = CYCLE_INIT;
+            const char *name = list ? "freed" : "head";
+            size_t first = len;
+            for (const struct cm_block *b = list ? tc->freed[cls] : tc->head[cls]; b;
+                 b = cm_link_decode(b->next_enc), len++) {
+                if (len == count)
+                    return fail(v, "thread cache %p class %u: the bin holds more than its count "
+                                   "%zu (capacity %u - room %u)",
+                                (const void *)tc, cls, count, cap, room);
+                unsigned got;
+                struct problem pr = block_problem(v, b, cls, true, &got);
+                if (pr.fmt) {
+                    char text[160];
+                    cm_format(text, sizeof text, pr.fmt, pr.x, pr.y);
+                    return fail(v, "thread cache %p class %u %s list entry %zu: %p %s",
+                                (const void *)tc, cls, name, len - first, (const void *)b, text);
+                }
+                if (cycle_step(&cy, b))
+                    return fail(v, "thread cache %p class %u: the %s list loops",
+                                (const void *)tc, cls, name);
             }
         }
+        if (len != count)
+            return fail(v, "thread cache %p class %u: %zu blocks in the bin, but capacity %u - "
+                           "room %u says %zu",
+                        (const void *)tc, cls, len, cap, room, count);
         v->held[cls] += count;
     }
     return true;

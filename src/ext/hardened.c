@@ -111,13 +111,13 @@ static uint64_t guard_random(void)
 
 /* Hardened mode: the blocks of a refill leave the cache in random order, so
  * the address of the next block cannot be told from the last one's. */
-static void shuffle_refill(void **top, unsigned n)
+static void shuffle_refill(void **blocks, unsigned n)
 {
     for (unsigned i = n; i > 1; i--) {
         unsigned j = (unsigned)(guard_random() % i);
-        void *t = top[i - 1];
-        top[i - 1] = top[j];
-        top[j] = t;
+        void *t = blocks[i - 1];
+        blocks[i - 1] = blocks[j];
+        blocks[j] = t;
     }
 }
 

@@ -259,35 +259,42 @@ START_TEST(test_corrupt_page_cls)
 }
 END_TEST
 
-START_TEST(test_corrupt_tcache_slot)
+/* The list of this thread's bin of class cls that holds two blocks or
+ * more, whose first link the tests below bend. */
+static struct cm_block *longer_list(unsigned cls)
+{
+    struct cm_block *lists[2] = {cm_tls.head[cls], cm_tls.freed[cls]};
+    for (unsigned i = 0; i < 2; i++) {
+        if (lists[i] && cm_link_decode(lists[i]->next_enc))
+            return lists[i];
+    }
+    ck_abort_msg("this thread caches no two blocks of class %u on one list", cls);
+    return NULL;
+}
+
+START_TEST(test_corrupt_tcache_link)
 {
     unsigned cls = cm_size_class(small_sizes[2]);
-    ck_assert_ptr_nonnull(cm_tls.head[cls]);
-    ck_assert_msg(cm_tbin_count(&cm_tls, cls) > 0, "this thread caches no block of class %u",
-                  cls);
-    void **slot = cm_tls.head[cls];
-    void *saved = *slot;
-    *slot = (char *)saved + 8;
+    struct cm_block *first = longer_list(cls), *second = cm_link_decode(first->next_enc);
+    uintptr_t saved = first->next_enc;
+    first->next_enc = cm_link_encode((struct cm_block *)((char *)second + 8));
     char why[512];
     bool ok = cm_heap_validate(why, sizeof why);
-    *slot = saved;
+    first->next_enc = saved;
     ck_assert_msg(strstr(why, "block start") != NULL, "the report does not say why: %s", why);
-    expect_report("thread-cache slot", ok, why, "slot");
+    expect_report("thread-cache link", ok, why, "list entry 1");
 }
 END_TEST
 
-START_TEST(test_corrupt_tcache_duplicate)
+START_TEST(test_corrupt_tcache_count)
 {
     unsigned cls = cm_size_class(small_sizes[2]);
-    ck_assert_msg(cm_tls.head[cls] && cm_tbin_count(&cm_tls, cls) > 1,
-                  "this thread caches fewer than 2 blocks of class %u", cls);
-    void **slot = cm_tls.head[cls];
-    void *saved = slot[1];
-    slot[1] = slot[0];
+    longer_list(cls);
+    cm_tls.room[cls]++;
     char why[512];
     bool ok = cm_heap_validate(why, sizeof why);
-    slot[1] = saved;
-    expect_report("thread-cache duplicate", ok, why, "both hold");
+    cm_tls.room[cls]--;
+    expect_report("thread-cache room", ok, why, "more than its count");
 }
 END_TEST
 
@@ -410,8 +417,8 @@ int main(void)
     tcase_add_test(corrupt, test_corrupt_run_nfree);
     tcase_add_test(corrupt, test_corrupt_free_list_link);
     tcase_add_test(corrupt, test_corrupt_page_cls);
-    tcase_add_test(corrupt, test_corrupt_tcache_slot);
-    tcase_add_test(corrupt, test_corrupt_tcache_duplicate);
+    tcase_add_test(corrupt, test_corrupt_tcache_link);
+    tcase_add_test(corrupt, test_corrupt_tcache_count);
     tcase_add_test(corrupt, test_corrupt_segment_map);
     tcase_add_test(corrupt, test_corrupt_free_run_order);
     tcase_add_test(corrupt, test_corrupt_remote_stack);
