@@ -76,25 +76,39 @@ static inline struct cm_block *cm_tbin_pop(struct cm_tcache *tc, unsigned cls)
     return b;
 }
 
+/* The class a request of n bytes gets on malloc's fast path, or 0 when it
+ * takes the slow path. */
+static inline unsigned cm_fast_class(size_t n)
+{
+    if (cm_likely(n <= CM_LOOKUP_MAX))
+        return cm_hot.class_of[n];
+    if (n <= CM_LOOKUP2_MAX)
+        return cm_hot.class_of_medium[(n + (1u << CM_LOOKUP2_SHIFT) - 1) >> CM_LOOKUP2_SHIFT];
+    return 0;
+}
+
 /* A pop from this thread's cache, no lock, no call: malloc's fast path
  * after the countdown, and what the features above the core allocate
  * with. */
 static inline void *cm_cache_alloc(size_t n)
 {
-    unsigned cls;
-    if (cm_likely(n <= CM_LOOKUP_MAX))
-        cls = cm_hot.class_of[n];
-    else if (n <= CM_LOOKUP2_MAX)
-        cls = cm_hot.class_of_medium[(n + (1u << CM_LOOKUP2_SHIFT) - 1) >> CM_LOOKUP2_SHIFT];
-    else
-        return cm_alloc_slow(n);
+    /* Requests above the lookup tables get class 0, whose bin is always
+     * empty. */
+    unsigned cls = cm_fast_class(n);
     struct cm_block *b = cm_tls.head[cls];
-    if (cm_unlikely(!b)) {
+    /* Not marked unlikely: laid out in line, the take of the freed list
+     * (once per cache's worth of pairs) needs no jump back. */
+    if (__builtin_expect_with_probability(!b, 1, 0.5)) {
         b = cm_tls.freed[cls];
-        if (!b)
+        if (cm_unlikely(!b))
             return cm_alloc_slow(n);
         cm_tls.freed[cls] = NULL;
     }
+#if defined(__x86_64__)
+    /* The block in the return register from its load on, and the TLS base
+     * in another: gcc would otherwise copy it there at the end. */
+    __asm__("" : "+a"(b));
+#endif
     cm_tls.head[cls] = cm_link_decode(b->next_enc);
     cm_tls.room[cls]++;
     b->free_key = 0;
@@ -129,30 +143,20 @@ crossed:
 #endif
 }
 
-/* The class a request of n bytes gets on malloc's fast path, or 0 when it
- * takes the slow path. */
-static inline unsigned cm_fast_class(size_t n)
+/* The page-class byte of addr, which lies in the heap segment at granule g:
+ * the segment's table starts at g * 4 MiB + offsetof(page_cls), and addr's
+ * page is (addr >> 12) - g * 1024 of it, so one multiply of g, which free
+ * has already computed for the segment map, finds it. */
+static inline const uint8_t *cm_page_cls_of(uintptr_t g, uintptr_t addr)
 {
-    if (cm_likely(n <= CM_LOOKUP_MAX))
-        return cm_hot.class_of[n];
-    if (n <= CM_LOOKUP2_MAX)
-        return cm_hot.class_of_medium[(n + (1u << CM_LOOKUP2_SHIFT) - 1) >> CM_LOOKUP2_SHIFT];
-    return 0;
-}
-
-/* The page-class byte of addr: the segment's table is at the segment's
- * start, and addr's page is the index. A mask and a shift, which the
- * processor does in parallel, and not one multiply of g, one instruction
- * fewer but two cycles more on the chain from the pointer to the bin that
- * the push stores to; random-size loops wait on that chain. */
-static inline const uint8_t *cm_page_cls_of(uintptr_t addr)
-{
-    uintptr_t segment = addr & ~CM_SEG_MASK;
-    /* Hides that the two parts share no bit, which gcc would spend an
-     * instruction combining instead of adding them in the address. */
-    __asm__("" : "+r"(segment));
-    return (const uint8_t *)segment + offsetof(struct cm_segment, page_cls) +
-           ((addr >> CM_PAGE_SHIFT) & (CM_SEG_PAGES - 1));
+    uintptr_t table;
+#if defined(__x86_64__)
+    /* One multiply, which gcc would rebuild from shifts and subtracts. */
+    __asm__("imulq %2, %1, %0" : "=r"(table) : "r"(g), "i"(CM_SEG_SIZE - CM_SEG_PAGES));
+#else
+    table = g * (CM_SEG_SIZE - CM_SEG_PAGES);
+#endif
+    return (const uint8_t *)table + offsetof(struct cm_segment, page_cls) + (addr >> CM_PAGE_SHIFT);
 }
 
 /* Takes one block's room in this thread's bin of class cls, if it has any:
@@ -185,7 +189,7 @@ static inline bool cm_free_fast(void *p, size_t size, bool sized)
 {
     uintptr_t addr = (uintptr_t)p, g = addr >> CM_SEG_SHIFT;
     if (cm_likely(g < CM_SEGMAP_SIZE && cm_hot.segmap[g] == cm_tls.tag)) {
-        unsigned cls = *cm_page_cls_of(addr);
+        unsigned cls = *cm_page_cls_of(g, addr);
         struct cm_block *b = p;
         uintptr_t key = cm_tls.free_key;
         if (cm_likely((!sized || cls == cm_fast_class(size)) && cm_is_block_start(addr, cls) &&

@@ -47,7 +47,7 @@
  * table load indexed by the size itself, and of up to CM_LOOKUP2_MAX bytes
  * with one indexed by the size in 256-byte steps (classes above 1 KiB are
  * multiples of 256). */
-#define CM_LOOKUP_MAX 1024
+#define CM_LOOKUP_MAX 4096
 #define CM_LOOKUP2_SHIFT 8
 #define CM_LOOKUP2_MAX ((size_t)64 << 10)
 
