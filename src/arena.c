@@ -277,6 +277,18 @@ static void release_run(struct cm_arena *a, struct cm_run *r)
     cm_run_release(a, r);
 }
 
+/* Whether the bin keeps r, which has just become empty, against
+ * thrashing: a run of many blocks when no other run of the class has a
+ * free block; one-block runs (all runs on such a bin's list are empty)
+ * while the bin has at most its class's keep_empty of them. */
+static bool keep_empty_run(const struct cm_bin *bin, const struct cm_run *r,
+                           const struct cm_class *c)
+{
+    if (c->nblocks > 1)
+        return r->next == r;
+    return bin->nruns - (bin->nmalloc - bin->nfree) <= c->keep_empty;
+}
+
 void cm_arena_free_locked(struct cm_arena *a, struct cm_segment *s, void *p, unsigned cls)
 {
     const struct cm_class *c = &cm_classes[cls];
@@ -293,7 +305,7 @@ void cm_arena_free_locked(struct cm_arena *a, struct cm_segment *s, void *p, uns
     a->bytes_out -= c->size;
     if (++r->nfree == 1)
         cm_list_insert(&bin->runs, r, false);
-    if (r->nfree == c->nblocks && (r->next != r || c->nblocks == 1))
+    if (r->nfree == c->nblocks && !keep_empty_run(bin, r, c))
         release_run(a, r);
 }
 
@@ -347,15 +359,24 @@ bool cm_arena_block_is_free(struct cm_arena *a, struct cm_segment *s, void *p, u
     return found;
 }
 
-/* The empty run each bin keeps against thrashing, given back. */
+/* The empty runs bins keep against thrashing, given back. */
 static size_t release_empty_runs(struct cm_arena *a)
 {
     size_t released = 0;
     for (unsigned cls = 1; cls <= CM_NCLASSES; cls++) {
         struct cm_run *r = a->bins[cls].runs;
-        if (r && r->next == r && r->nfree == cm_classes[cls].nblocks) {
-            release_run(a, r);
-            released++;
+        if (!r)
+            continue;
+        /* Once round the circular list, which release_run unlinks from. */
+        struct cm_run *last = r->prev;
+        for (bool done = false; !done; ) {
+            struct cm_run *next = r->next;
+            done = r == last;
+            if (r->nfree == cm_classes[cls].nblocks) {
+                release_run(a, r);
+                released++;
+            }
+            r = next;
         }
     }
     return released;

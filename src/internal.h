@@ -61,6 +61,9 @@ struct cm_class {
     uint8_t order;          /* run size: 2^order pages */
     uint32_t tcache_max;    /* thread-cache capacity; 0 = not cached */
     uint32_t tcache_start;  /* capacity of a new thread's bin, which grows */
+    /* One-block runs: how many empty ones a bin keeps for the next malloc
+     * of the class instead of giving them back to the buddy system. */
+    uint32_t keep_empty;
 };
 
 /* Read on every malloc and free: one base address for all of it. free()

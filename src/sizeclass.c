@@ -10,11 +10,16 @@
 
 #define CM_MIN_RUN (4 * 1024)
 /* Blocks of this size or more get a run each, the smallest that holds
- * them: a freed one goes back to the buddy system at once, where it merges
- * and can serve any other size, instead of waiting in a run of its class.
- * Pages past the block's end are never touched, so the rounding costs
- * address space, not memory. */
+ * them: a freed one goes back to the buddy system, where it merges and can
+ * serve any other size, instead of waiting in a run of its class. Pages
+ * past the block's end are never touched, so the rounding costs address
+ * space, not memory. */
 #define CM_SINGLE_BLOCK_MIN (16 * 1024)
+/* Except that a bin keeps this many bytes of emptied one-block runs (4 KiB
+ * up to 32 KiB blocks) for its next mallocs: a program that cycles a few
+ * such blocks through the arena would otherwise split and merge buddies,
+ * and rewrite the page-class bytes, on every call. */
+#define CM_KEEP_EMPTY_BYTES (32 * 1024)
 #define CM_TCACHE_BYTES (16 * 1024)
 #define CM_TCACHE_MIN 1
 /* A new thread's bins start small, so a thread that takes one big block
@@ -97,6 +102,7 @@ void cm_sizeclass_init(void)
         size_t start = CM_TCACHE_START_BYTES / size;
         start = start < 2 ? 2 : start > CM_TCACHE_START_BLOCKS ? CM_TCACHE_START_BLOCKS : start;
         c->tcache_start = start < c->tcache_max ? (uint32_t)start : c->tcache_max;
+        c->keep_empty = c->nblocks == 1 ? (uint32_t)(CM_KEEP_EMPTY_BYTES >> (CM_PAGE_SHIFT + c->order)) : 0;
         block_check_init(cls, c);
     }
     /* The smallest class that fits each size. Size 0 maps to no class: its
