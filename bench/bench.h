@@ -167,6 +167,25 @@ static inline uint64_t bench_check(const void *p, unsigned long *bad)
     return tag;
 }
 
+/* Seals for blocks of any size (1 byte and up), whose size and tag the
+ * caller keeps: up to 8 bytes of a hash of both at the start, and a check
+ * byte at the end.  bench_seal_ok returns 1 if the seal is intact. */
+static inline void bench_seal(void *p, size_t size, uint64_t tag)
+{
+    uint64_t h = bench_tag_of(tag, size);
+    memcpy(p, &h, size < 8 ? size : 8);
+    if (size > 8)
+        ((unsigned char *)p)[size - 1] = (unsigned char)(tag ^ size);
+}
+
+static inline int bench_seal_ok(const void *p, size_t size, uint64_t tag)
+{
+    uint64_t h = bench_tag_of(tag, size);
+    if (memcmp(p, &h, size < 8 ? size : 8) != 0)
+        return 0;
+    return size <= 8 || ((const unsigned char *)p)[size - 1] == (unsigned char)(tag ^ size);
+}
+
 static inline size_t bench_stamped_size(const void *p)
 {
     return (size_t)((const uint64_t *)p)[0];
