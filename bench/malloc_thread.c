@@ -28,43 +28,21 @@ struct worker {
     unsigned long bad;
 };
 
-struct slot {
-    void *p;
-    uint32_t size;
-    uint64_t tag;
-};
-
-static void take(struct worker *w, struct slot *s)
-{
-    if (!s->p)
-        return;
-    if (bench_seal_ok(s->p, s->size, s->tag))
-        w->freed += s->tag;
-    else
-        w->bad++;
-    free(s->p);
-    s->p = NULL;
-}
-
 static void *run(void *arg)
 {
     struct worker *w = arg;
     bench_rng r = bench_rng_seed(0x61b3 + (uint64_t)w->id);
     uint64_t tag = ((uint64_t)w->id + 1) << 40;
-    struct slot *ws = calloc(w->wset, sizeof *ws);
+    struct bench_sealed *ws = calloc(w->wset, sizeof *ws);
     if (!ws)
         bench_die("out of memory");
     for (long long i = 0; i < w->iters; i++) {
-        struct slot *s = &ws[bench_below(&r, w->wset)];
-        take(w, s);
-        s->size = size_table[bench_below(&r, SIZES)];
-        s->p = bench_xmalloc(s->size);
-        s->tag = tag++;
-        bench_seal(s->p, s->size, s->tag);
-        w->allocated += s->tag;
+        struct bench_sealed *s = &ws[bench_below(&r, w->wset)];
+        bench_sealed_free(s, &w->freed, &w->bad);
+        w->allocated += bench_sealed_alloc(s, size_table[bench_below(&r, SIZES)], tag++);
     }
     for (unsigned i = 0; i < w->wset; i++)
-        take(w, &ws[i]);
+        bench_sealed_free(&ws[i], &w->freed, &w->bad);
     free(ws);
     return NULL;
 }

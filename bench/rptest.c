@@ -25,17 +25,11 @@
 
 #define PENDING 4
 
-struct block {
-    void *p;
-    uint32_t size;
-    uint64_t tag;
-};
-
 /* A batch handed to another thread: a node of its inbox stack. */
 struct batch {
     struct batch *next;
     unsigned n;
-    struct block b[];
+    struct bench_sealed b[];
 };
 
 struct worker {
@@ -60,26 +54,14 @@ static size_t falloff_size(bench_rng *r, size_t min, size_t max)
     return min + (a < b ? a : b);
 }
 
-static void take(struct worker *w, struct block *b)
+static void take(struct worker *w, struct bench_sealed *b)
 {
-    if (!b->p)
-        return;
-    if (bench_seal_ok(b->p, b->size, b->tag))
-        w->freed += b->tag;
-    else
-        w->bad++;
-    free(b->p);
-    b->p = NULL;
+    bench_sealed_free(b, &w->freed, &w->bad);
 }
 
-static void give(struct worker *w, struct block *b, bench_rng *r, uint64_t *tag)
+static void give(struct worker *w, struct bench_sealed *b, bench_rng *r, uint64_t *tag)
 {
-    size_t size = falloff_size(r, w->min, w->max);
-    b->p = bench_xmalloc(size);
-    b->size = (uint32_t)size;
-    b->tag = (*tag)++;
-    bench_seal(b->p, size, b->tag);
-    w->allocated += b->tag;
+    w->allocated += bench_sealed_alloc(b, falloff_size(r, w->min, w->max), (*tag)++);
 }
 
 /* Free the batches in our inbox; returns how many there were. */
@@ -105,7 +87,7 @@ static void *run(void *arg)
     struct worker *w = arg;
     bench_rng r = bench_rng_seed(0x7e57 + (uint64_t)w->id);
     uint64_t tag = ((uint64_t)w->id + 1) << 40;
-    struct block *slot = calloc(w->blocks, sizeof *slot);
+    struct bench_sealed *slot = calloc(w->blocks, sizeof *slot);
     if (!slot)
         bench_die("out of memory");
     struct worker *next = &w->all[(w->id + 1) % w->threads];
@@ -115,7 +97,7 @@ static void *run(void *arg)
         for (unsigned i = 0; i < w->ops; i++)
             take(w, &slot[bench_below(&r, w->blocks)]);
         for (unsigned i = 0; i < w->ops; i++) {
-            struct block *b = &slot[bench_below(&r, w->blocks)];
+            struct bench_sealed *b = &slot[bench_below(&r, w->blocks)];
             take(w, b);
             give(w, b, &r, &tag);
         }
