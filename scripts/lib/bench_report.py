@@ -228,9 +228,12 @@ class Results:
         return Ratio(getattr(a, measure), getattr(b, measure))
 
     def geomeans(self, alloc, measure):
-        """Geometric mean of alloc's ratios over the base, and the count."""
-        ratios = [self.ratio(w, alloc, measure) for w in self.workloads]
-        values = [r.value for r in ratios if r.ok()]
+        """Geometric mean of alloc's ratios over the base, and the count.
+        Only the workloads where every allocator has a ratio count, so that
+        the means of the allocators are over the same workloads."""
+        common = [w for w in self.workloads
+                  if all(self.ratio(w, a, measure).ok() for a in self.allocs[1:])]
+        values = [self.ratio(w, alloc, measure).value for w in common]
         return geomean(values), len(values)
 
 
@@ -374,7 +377,7 @@ def summary(res):
         "**timeout**, **diff** (output differs from the reference run), **wrong** (the "
         "workload's own check of its output failed), with the number of runs; such runs "
         "are left out of the medians. The last row is the geometric mean over the "
-        "workloads with a ratio (their number in parentheses)." % (base, base))
+        "workloads where every allocator has a ratio (their number in parentheses)." % (base, base))
     add("")
     add(ratio_table(res, "wall", fmt_time))
     add("")

@@ -174,6 +174,21 @@ class ResultsTest(unittest.TestCase):
         self.assertEqual(br.main(["bench_report.py"]), 2)
 
 
+class GeomeanTest(unittest.TestCase):
+    def test_only_workloads_every_allocator_ran(self):
+        # cmalloc crashed on y: y leaves every allocator's mean.
+        d = write_dir([("x", "glibc", 1, 1.0, 100), ("x", "tcmalloc", 1, 0.5, 100),
+                       ("x", "cmalloc", 1, 2.0, 100),
+                       ("y", "glibc", 1, 1.0, 100), ("y", "tcmalloc", 1, 0.1, 100),
+                       ("y", "cmalloc", 1, 9.0, 100, "crash")])
+        try:
+            res = br.Results(d)
+            self.assertEqual(res.geomeans("tcmalloc", "wall"), (0.5, 1))
+            self.assertEqual(res.geomeans("cmalloc", "wall"), (2.0, 1))
+        finally:
+            shutil.rmtree(d)
+
+
 class WithoutFaultsTest(unittest.TestCase):
     def test_no_fault_section_without_the_column(self):
         d = write_dir([("x", "glibc", 1, 1.0, 100), ("x", "cmalloc", 1, 1.0, 100)],
