@@ -381,6 +381,16 @@ def summary(res):
     add("")
     add(ratio_table(res, "wall", fmt_time))
     add("")
+    add("## CPU time against %s" % base)
+    add("")
+    add("User plus system CPU time of the process, laid out as the time table. On a "
+        "machine shared with other work, wall time also counts the time a program "
+        "waited for a CPU; CPU time does not, so it is the steadier figure there (the "
+        "load average is in the header), though it misses time lost to waiting on "
+        "locks and counts time spent spinning on them.")
+    add("")
+    add(ratio_table(res, "cpu", fmt_time))
+    add("")
     add("## Peak RSS against %s" % base)
     add("")
     add("Peak resident set size (maximum RSS of the process, from the kernel), "
@@ -399,7 +409,7 @@ def summary(res):
     add("## Geometric means")
     add("")
     rows = []
-    measures = [("wall", "time"), ("rss", "peak RSS")]
+    measures = [("wall", "time"), ("cpu", "CPU time"), ("rss", "peak RSS")]
     if res.has_faults:
         measures.append(("faults", "page faults"))
     for a in res.allocs[1:]:

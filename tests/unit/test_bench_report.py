@@ -133,6 +133,9 @@ class ResultsTest(unittest.TestCase):
             text = f.read()
         self.assertIn("## Time against glibc", text)
         self.assertIn("## Peak RSS against glibc", text)
+        # CPU time is 0.9 × wall + 0.01 s in these runs.
+        self.assertIn("## CPU time against glibc", text)
+        self.assertIn("| larson-8t | 3.610 s (3.610–3.610) |", text)
         self.assertIn("## Page faults against glibc", text)
         self.assertIn("| larson-1t | 1.000 s (1.000–1.000) | 0.52× (0.51–0.53) | 0.80× (0.80–0.80)"
                       " **wrong:1** |", text)
