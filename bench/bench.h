@@ -167,6 +167,58 @@ static inline uint64_t bench_check(const void *p, unsigned long *bad)
     return tag;
 }
 
+/* Seals for blocks of any size (1 byte and up), whose size and tag the
+ * caller keeps: up to 8 bytes of a hash of both at the start, and a check
+ * byte at the end.  bench_seal_ok returns 1 if the seal is intact. */
+static inline void bench_seal(void *p, size_t size, uint64_t tag)
+{
+    uint64_t h = bench_tag_of(tag, size);
+    memcpy(p, &h, size < 8 ? size : 8);
+    if (size > 8)
+        ((unsigned char *)p)[size - 1] = (unsigned char)(tag ^ size);
+}
+
+static inline int bench_seal_ok(const void *p, size_t size, uint64_t tag)
+{
+    uint64_t h = bench_tag_of(tag, size);
+    if (memcmp(p, &h, size < 8 ? size : 8) != 0)
+        return 0;
+    return size <= 8 || ((const unsigned char *)p)[size - 1] == (unsigned char)(tag ^ size);
+}
+
+/* A sealed block with its size and tag kept beside it; p is NULL when the
+ * slot is empty. */
+struct bench_sealed {
+    void *p;
+    uint32_t size;
+    uint64_t tag;
+};
+
+/* Allocate and seal a block of 'size' bytes into b; returns the tag, for
+ * the caller's sum of the tags allocated. */
+static inline uint64_t bench_sealed_alloc(struct bench_sealed *b, size_t size, uint64_t tag)
+{
+    b->p = bench_xmalloc(size);
+    b->size = (uint32_t)size;
+    b->tag = tag;
+    bench_seal(b->p, size, tag);
+    return tag;
+}
+
+/* Check and free b's block, if it has one: an intact block's tag is added
+ * to *freed, a damaged one counted in *bad. */
+static inline void bench_sealed_free(struct bench_sealed *b, uint64_t *freed, unsigned long *bad)
+{
+    if (!b->p)
+        return;
+    if (bench_seal_ok(b->p, b->size, b->tag))
+        *freed += b->tag;
+    else
+        ++*bad;
+    free(b->p);
+    b->p = NULL;
+}
+
 static inline size_t bench_stamped_size(const void *p)
 {
     return (size_t)((const uint64_t *)p)[0];

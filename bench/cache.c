@@ -75,7 +75,12 @@ int main(int argc, char **argv)
     for (int t = 0; t < threads; t++)
         sum += workers[t].sum;
     free(workers);
+    /* Every byte ends at WRITES mod 256, in every object of every thread. */
+    uint64_t expect = (uint64_t)threads * (uint64_t)iter * size * (uint64_t)(writes & 255);
+    if (sum != expect)
+        fprintf(stderr, "cache: sum %llu, expected %llu\n", (unsigned long long)sum,
+                (unsigned long long)expect);
     printf("cache %s threads=%d iter=%lld writes=%lld size=%zu sum=%llu\n", argv[1], threads, iter,
            writes, size, (unsigned long long)sum);
-    return 0;
+    return sum != expect;
 }

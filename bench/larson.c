@@ -8,16 +8,27 @@
  * most frees are of blocks that another, often finished, thread allocated,
  * and threads come and go the way connection handlers of a server do.
  *
- *   larson THREADS ROUNDS STEPS [SLOTS=2000] [MIN=16] [MAX=1000]
+ * With SHARE > 0, one new block in SHARE is also swapped with a block that
+ * another chain left in a shared exchange array, so the running threads
+ * free each other's blocks too, not only those of their predecessors.
+ *
+ *   larson THREADS ROUNDS STEPS [SLOTS=2000] [MIN=16] [MAX=1000] [SHARE=0]
  *
  * Work is fixed per chain, so the time at 2 threads against 1 shows the
  * scaling.  Prints "larson threads=T sum=... bad=0". */
 #include "bench.h"
 
+#include <stdatomic.h>
+
+#define EXCHANGE 256
+
+static _Atomic(void *) exchange[EXCHANGE];
+
 struct chain {
     void **pool;
     size_t slots, min, max;
     long long steps;
+    unsigned share;
     int rounds_left;
     int id;
     bench_rng rng;
@@ -36,10 +47,14 @@ static void *worker(void *arg)
     for (long long i = 0; i < c->steps; i++) {
         size_t k = bench_below(&c->rng, (uint32_t)c->slots);
         size_t size = bench_between(&c->rng, c->min, c->max);
-        c->sum += bench_check(c->pool[k], &c->bad);
-        free(c->pool[k]);
+        if (c->pool[k]) {
+            c->sum += bench_check(c->pool[k], &c->bad);
+            free(c->pool[k]);
+        }
         void *p = bench_xmalloc(size);
         bench_stamp(p, size, c->next_tag++);
+        if (c->share && bench_below(&c->rng, c->share) == 0)
+            p = atomic_exchange(&exchange[bench_below(&c->rng, EXCHANGE)], p);
         c->pool[k] = p;
     }
     if (--c->rounds_left > 0) {
@@ -63,7 +78,7 @@ static void *worker(void *arg)
 int main(int argc, char **argv)
 {
     if (argc < 4) {
-        fprintf(stderr, "usage: %s THREADS ROUNDS STEPS [SLOTS] [MIN] [MAX]\n", argv[0]);
+        fprintf(stderr, "usage: %s THREADS ROUNDS STEPS [SLOTS] [MIN] [MAX] [SHARE]\n", argv[0]);
         return 2;
     }
     int threads = bench_threads_arg(argc, argv, 1, 1);
@@ -72,7 +87,8 @@ int main(int argc, char **argv)
     size_t slots = (size_t)bench_arg(argc, argv, 4, 2000);
     size_t min = (size_t)bench_arg(argc, argv, 5, 16);
     size_t max = (size_t)bench_arg(argc, argv, 6, 1000);
-    if (rounds < 1 || slots < 1 || min < BENCH_STAMP_MIN || max < min)
+    long long share = bench_arg(argc, argv, 7, 0);
+    if (share > 1000000 || rounds < 1 || slots < 1 || min < BENCH_STAMP_MIN || max < min)
         bench_die("bad arguments");
 
     struct chain *chains = calloc((size_t)threads, sizeof *chains);
@@ -81,7 +97,7 @@ int main(int argc, char **argv)
     for (int t = 0; t < threads; t++) {
         struct chain *c = &chains[t];
         *c = (struct chain){.slots = slots, .min = min, .max = max, .steps = steps,
-                            .rounds_left = rounds, .id = t,
+                            .share = (unsigned)share, .rounds_left = rounds, .id = t,
                             .rng = bench_rng_seed(4141 + (uint64_t)t),
                             .next_tag = (uint64_t)t << 40};
         c->pool = bench_xmalloc(slots * sizeof *c->pool);
@@ -110,6 +126,8 @@ int main(int argc, char **argv)
     for (int t = 0; t < threads; t++) {
         struct chain *c = &chains[t];
         for (size_t k = 0; k < slots; k++) {
+            if (!c->pool[k])
+                continue;
             c->sum += bench_check(c->pool[k], &c->bad);
             free(c->pool[k]);
         }
@@ -117,8 +135,15 @@ int main(int argc, char **argv)
         sum += c->sum;
         bad += c->bad;
     }
+    for (int i = 0; i < EXCHANGE; i++) {
+        void *p = atomic_exchange(&exchange[i], NULL);
+        if (p) {
+            sum += bench_check(p, &bad);
+            free(p);
+        }
+    }
     free(chains);
-    printf("larson threads=%d rounds=%d steps=%lld sum=%llu bad=%lu\n", threads, rounds, steps,
-           (unsigned long long)sum, bad);
+    printf("larson threads=%d rounds=%d steps=%lld share=%lld sum=%llu bad=%lu\n", threads, rounds,
+           steps, share, (unsigned long long)sum, bad);
     return bad != 0;
 }

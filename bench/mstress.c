@@ -5,8 +5,9 @@
  * its slots is the first target(s) of them, where target rises from LIVE/10
  * to LIVE and falls back, CYCLES times over the run.  A step picks a random
  * slot: inside the active part its block is replaced by a new one (16 B to
- * 1 KiB mostly, some up to 16 KiB, a few up to 256 KiB); outside it, its
- * block is freed.  One new block in eight is swapped into a shared exchange
+ * 1 KiB mostly, some up to 16 KiB, a few up to 256 KiB), or one time in
+ * eight resized to the new size with realloc (whose copy is checked);
+ * outside it, its block is freed.  One new block in eight is swapped into a shared exchange
  * array instead, and the slot takes whatever block another thread left
  * there, so blocks are freed by threads that did not allocate them.
  *
@@ -70,10 +71,25 @@ static void *run(void *arg)
         size_t k = bench_below(&r, (uint32_t)w->live);
         if (k < target) {
             size_t size = mixed_size(&r);
-            void *p = bench_xmalloc(size);
+            void *p;
+            /* Drawn whatever the slot holds: what the exchange left there
+             * depends on timing, and the sequence of sizes must not. */
+            int resize = bench_below(&r, 8) == 0;
+            if (resize && slot[k]) {
+                uint64_t head[2];
+                w->freed += bench_check(slot[k], &w->bad);
+                memcpy(head, slot[k], sizeof head);
+                p = realloc(slot[k], size);
+                if (!p)
+                    bench_die("out of memory");
+                if (memcmp(p, head, sizeof head) != 0)
+                    w->bad++;
+            } else {
+                p = bench_xmalloc(size);
+                release(w, slot[k]);
+            }
             bench_stamp(p, size, tag);
             w->allocated += tag++;
-            release(w, slot[k]);
             if (bench_below(&r, 8) == 0)
                 p = atomic_exchange(&exchange[bench_below(&r, EXCHANGE)], p);
             slot[k] = p;

@@ -8,7 +8,10 @@
  * more than one thread, every free is a remote free; with one thread, the
  * thread frees its own batches, one queue length later.
  *
- *   xmalloc THREADS BATCHES [BATCH=64]
+ * SIZE > 0 makes every block SIZE bytes (xmalloc-test's 64-byte blocks
+ * with SIZE=64) instead of the mix.
+ *
+ *   xmalloc THREADS BATCHES [BATCH=64] [SIZE=0]
  *
  * Work is fixed per thread (each allocates and frees BATCHES*BATCH blocks),
  * so the time at 2 threads against 1 shows the scaling.
@@ -35,6 +38,7 @@ struct worker {
     int id;
     long long batches;
     unsigned batch;
+    size_t size;
     struct queue *in, *out;
     uint64_t sum;
     unsigned long bad;
@@ -89,8 +93,9 @@ static void *run(void *arg)
         struct batch *b = bench_xmalloc(sizeof *b + w->batch * sizeof(void *));
         b->n = w->batch;
         for (unsigned i = 0; i < w->batch; i++) {
-            size_t size = bench_below(&r, 10) == 0 ? bench_between(&r, 257, 2048)
-                                                   : bench_between(&r, 16, 256);
+            size_t size = w->size                 ? w->size
+                          : bench_below(&r, 10) == 0 ? bench_between(&r, 257, 2048)
+                                                     : bench_between(&r, 16, 256);
             b->block[i] = bench_xmalloc(size);
             bench_stamp(b->block[i], size, tag++);
         }
@@ -108,14 +113,17 @@ static void *run(void *arg)
 int main(int argc, char **argv)
 {
     if (argc < 3) {
-        fprintf(stderr, "usage: %s THREADS BATCHES [BATCH]\n", argv[0]);
+        fprintf(stderr, "usage: %s THREADS BATCHES [BATCH] [SIZE]\n", argv[0]);
         return 2;
     }
     int threads = bench_threads_arg(argc, argv, 1, 1);
     long long batches = bench_arg(argc, argv, 2, 1000);
     unsigned batch = (unsigned)bench_arg(argc, argv, 3, 64);
+    size_t size = (size_t)bench_arg(argc, argv, 4, 0);
     if (batch < 1 || batch > 100000)
         bench_die("BATCH must be 1..100000");
+    if (size && (size < BENCH_STAMP_MIN || size > 1000000))
+        bench_die("SIZE must be 0 or 16..1000000");
 
     struct queue *queues = aligned_alloc(64, (size_t)threads * sizeof *queues);
     struct worker *workers = calloc((size_t)threads, sizeof *workers);
@@ -125,7 +133,7 @@ int main(int argc, char **argv)
     atomic_store(&batches_left, batches * threads);
     for (int t = 0; t < threads; t++)
         workers[t] = (struct worker){.id = t, .batches = batches, .batch = batch,
-                                     .in = &queues[t], .out = &queues[(t + 1) % threads]};
+                                     .size = size, .in = &queues[t], .out = &queues[(t + 1) % threads]};
     bench_run_threads(threads, run, workers, sizeof *workers);
 
     uint64_t sum = 0;
@@ -136,7 +144,7 @@ int main(int argc, char **argv)
     }
     free(workers);
     free(queues);
-    printf("xmalloc threads=%d batches=%lld batch=%u sum=%llu bad=%lu\n", threads, batches, batch,
-           (unsigned long long)sum, bad);
+    printf("xmalloc threads=%d batches=%lld batch=%u size=%zu sum=%llu bad=%lu\n", threads, batches,
+           batch, size, (unsigned long long)sum, bad);
     return bad != 0;
 }
