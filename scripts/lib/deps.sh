@@ -33,6 +33,7 @@ CMALLOC_PACKAGES=(
   google-perftools # google-pprof
   golang-go        # go tool pprof
   binutils         # addr2line, which symbolizes leak reports and profiles
+  graphviz         # dot, for google-pprof --svg
   # tests/programs/compare.sh: cmalloc-run --compare against the peers
   libjemalloc2
   libtcmalloc-minimal4
