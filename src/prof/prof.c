@@ -800,8 +800,9 @@ static bool classify(void)
     return true;
 }
 
-/* Per stack: the blocks and bytes of one kind (lost, indirectly lost or
- * reachable), as the live and alloc fields of a copy of the stack. */
+/* Per stack and kind (lost, indirectly lost or reachable): a copy of the
+ * stack whose live and alloc fields count the blocks and bytes of that
+ * kind, and whose `used` field holds the kind (an enum reach). */
 static struct stack *leak_groups(size_t *count)
 {
     size_t cap = 3 * scan.n;
