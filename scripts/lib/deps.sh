@@ -12,7 +12,8 @@
 #   cmalloc_configure_build BUILD_DIR [CMAKE_ARG...]
 #       Configure (Release unless BUILD_TYPE says otherwise) and build.
 #
-#   cmalloc_log MESSAGE...   a progress line on stdout
+#   cmalloc_log MESSAGE...   a progress line on stdout, with the time elapsed
+#                            since the outermost script started ([m:ss])
 #   cmalloc_die MESSAGE...   an error on stderr, exit 1
 
 # Everything needed to build cmalloc, run its test suite and run programs
@@ -28,6 +29,15 @@ CMALLOC_PACKAGES=(
   git
   file
   time
+  # tests/prof: the heap profiles are read by both pprof implementations
+  google-perftools # google-pprof
+  golang-go        # go tool pprof
+  binutils         # addr2line, which symbolizes leak reports and profiles
+  graphviz         # dot, for google-pprof --svg
+  # tests/programs/compare.sh: cmalloc-run --compare against the peers
+  libjemalloc2
+  libtcmalloc-minimal4
+  libmimalloc2.0
   strace # tests/stress/steady_syscalls.sh
   # tests/fuzz and scripts/fuzz: clang and its libFuzzer, which is not in
   # the clang package but in compiler-rt's
@@ -45,8 +55,20 @@ CMALLOC_PACKAGES=(
 # could not be installed here.
 CMALLOC_REQUIRED_COMMANDS=(cc make cmake ctest)
 
+# Scripts run by other scripts (scripts/test runs scripts/check-packaging)
+# count from the start of the outermost one.
+if [[ -z ${CMALLOC_T0:-} ]]; then
+  CMALLOC_T0=$(date +%s)
+  export CMALLOC_T0
+fi
+
+cmalloc_elapsed() {
+  local s=$(($(date +%s) - CMALLOC_T0))
+  printf '%d:%02d' $((s / 60)) $((s % 60))
+}
+
 cmalloc_log() {
-  printf '==> %s\n' "$*"
+  printf '==> [%s] %s\n' "$(cmalloc_elapsed)" "$*"
 }
 
 cmalloc_warn() {

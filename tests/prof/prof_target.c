@@ -2,7 +2,12 @@
  * cmalloc-run --leaks and --profile (prof_reports.sh).
  *
  *   prof_target leaks          leaks 3 x 100 B in leak_three, 5000 B in
- *                              leak_big and 2 x 777 B in leak_in_thread
+ *                              leak_big and 2 x 777 B in leak_in_thread,
+ *                              a list of 3 x 48 B in leak_list (the head
+ *                              lost, the others only through it), and
+ *                              keeps 4444 B reachable from a global in keep
+ *   prof_target printf         loses 3 x 64 B in lose_three, and prints
+ *                              (stdout gets its buffer from malloc)
  *   prof_target profile        keeps 4000 x 1000 B live from hold_a and
  *                              1000 x 1000 B from hold_b, and allocates and
  *                              frees 64 MiB in churn
@@ -56,6 +61,35 @@ NOINLINE static void *leak_in_thread(void *arg)
     return NULL;
 }
 
+struct node {
+    struct node *next;
+    char payload[40];
+};
+
+NOINLINE void leak_list(void)
+{
+    struct node *head = NULL;
+    for (int i = 0; i < 3; i++) {
+        struct node *n = (struct node *)allocate(sizeof *n);
+        n->next = head;
+        head = n;
+    }
+    sink = head;
+}
+
+static char *volatile kept;
+
+NOINLINE void keep(void)
+{
+    kept = allocate(4444);
+}
+
+NOINLINE void lose_three(void)
+{
+    for (int i = 0; i < 3; i++)
+        sink = allocate(64);
+}
+
 NOINLINE void no_leak(void)
 {
     for (int i = 0; i < 10000; i++)
@@ -101,6 +135,16 @@ int main(int argc, char **argv)
         if (pthread_create(&t, NULL, leak_in_thread, NULL) != 0)
             return 1;
         pthread_join(t, NULL);
+        leak_list();
+        keep();
+        /* The last block of each site must be lost too. */
+        sink = NULL;
+        return 0;
+    }
+    if (strcmp(mode, "printf") == 0) {
+        lose_three();
+        sink = NULL;
+        printf("%d blocks of %d bytes lost\n", 3, 64);
         return 0;
     }
     if (strcmp(mode, "profile") == 0 || (strcmp(mode, "signal") == 0 && argc == 4)) {
@@ -119,6 +163,6 @@ int main(int argc, char **argv)
         hold_b();
         return 0;
     }
-    fprintf(stderr, "usage: %s leaks | profile | signal SIGNO FILE\n", argv[0]);
+    fprintf(stderr, "usage: %s leaks | printf | profile | signal SIGNO FILE\n", argv[0]);
     return 2;
 }
