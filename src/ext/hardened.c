@@ -249,16 +249,22 @@ static size_t checked_size(const char *fn, const struct block *b)
 
 /* ---- the quarantine ---- */
 
+/* Hardened mode: a quarantined block must be as free left it. */
+static void check_quarantined(const char *fn, const struct block *b)
+{
+    uint64_t word;
+    if (!get_meta(b, &word) || state_of(word) != QUARANTINED)
+        write_after_free(fn, b, b->end);
+    size_t at = first_mismatch(b->p, 0, b->end);
+    if (at != SIZE_MAX)
+        write_after_free(fn, b, at);
+}
+
 static void release(const struct quarantined *q, unsigned ext)
 {
     struct block b = block_at(q->p, known_block(q->p));
     if (ext & CM_FEAT_HARDENED) {
-        uint64_t word;
-        if (!get_meta(&b, &word) || state_of(word) != QUARANTINED)
-            write_after_free("free", &b, b.end);
-        size_t at = first_mismatch(b.p, 0, b.end);
-        if (at != SIZE_MAX)
-            write_after_free("free", &b, at);
+        check_quarantined("free", &b);
         set_meta(&b, b.end, FREED);
     } else {
         cm_valgrind_quiet(true);
@@ -299,6 +305,22 @@ static void quarantine_push(void *p, size_t room, unsigned ext)
         if (oldest.p)
             release(&oldest, ext);
     }
+}
+
+/* Hardened mode: the blocks still in the quarantine when the program
+ * exits are checked too, or a write after free into one of the last
+ * blocks freed would go unseen. */
+__attribute__((destructor)) static void check_quarantine_at_exit(void)
+{
+    if (!(cm_features_now() & CM_FEAT_HARDENED))
+        return;
+    cm_lock(&quarantine_lock);
+    for (unsigned i = 0; i < quarantine.count; i++) {
+        void *p = quarantine.slot[(quarantine.head + i) % QUARANTINE_SLOTS].p;
+        struct block b = block_at(p, known_block(p));
+        check_quarantined("exit", &b);
+    }
+    cm_unlock(&quarantine_lock);
 }
 
 /* ---- the guard interface ---- */

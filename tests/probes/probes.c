@@ -123,7 +123,14 @@ static bool shows_secret(const char *p, size_t n)
     return false;
 }
 
+/* What the misuses write: bytes that differ from each other, so that no
+ * fill byte an allocator checks for can match them all. */
 static char source[MIB];
+
+static char junk(size_t i)
+{
+    return (char)(i * 13 + 0x41);
+}
 
 /* ---- double and invalid frees ---- */
 
@@ -217,7 +224,7 @@ static void overflow(size_t n, size_t k, bool by_memcpy)
     } else {
         volatile char *q = hide(p + n);
         for (size_t i = 0; i < k; i++)
-            q[i] = 'A';
+            q[i] = junk(i);
     }
     free(p);
     settle(n);
@@ -231,7 +238,7 @@ static void underflow(size_t n, size_t k, bool by_memcpy)
     } else {
         volatile char *q = hide(p - k);
         for (size_t i = 0; i < k; i++)
-            q[i] = 'A';
+            q[i] = junk(i);
     }
     free(p);
     settle(n);
@@ -310,7 +317,7 @@ static void uaf_write(size_t n)
     free(p);
     volatile char *q = hide(p);
     for (size_t i = 0; i < 8; i++)
-        q[n / 2 + i] = 'A';
+        q[n / 2 + i] = junk(i);
     settle(n);
 }
 
@@ -330,7 +337,7 @@ static void uaf_write_realloc(size_t n)
         blocked();
     volatile char *r = hide(p);
     for (size_t i = 0; i < 8; i++)
-        r[n / 2 + i] = 'A';
+        r[n / 2 + i] = junk(i);
     settle(n);
     free(q);
 }
@@ -646,7 +653,8 @@ static int run_all(long min, bool verbose)
 
 int main(int argc, char **argv)
 {
-    memset(source, 'B', sizeof source);
+    for (size_t i = 0; i < sizeof source; i++)
+        source[i] = junk(i + 5);
     if (argc == 2 && strcmp(argv[1], "--list") == 0) {
         for (size_t i = 0; i < NPROBES; i++) {
             char name[80];
