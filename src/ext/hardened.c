@@ -21,7 +21,9 @@
  *   but the core's 16-byte link and the trailer must still be the pattern;
  * - a second free is seen in the state (quarantined or freed);
  * - huge blocks end at a guard page (the core keeps cm_ext.huge_tail bytes
- *   at the end of their mappings inaccessible) and are unmapped when freed;
+ *   at the end of their mappings inaccessible) and are unmapped when freed,
+ *   their addresses then kept reserved and inaccessible for a while
+ *   (free_huge);
  * - a cache refill leaves in random order (shuffle_refill).
  *
  * Under Valgrind, hardened mode stays off: memcheck checks every access
@@ -410,6 +412,47 @@ __attribute__((destructor)) static void check_quarantine_at_exit(void)
     cm_unlock(&quarantine_lock);
 }
 
+/* Hardened mode: the addresses of a freed huge block stay reserved for a
+ * while, inaccessible, so that a dangling pointer faults and the next huge
+ * block cannot be mapped at the same address. The block itself is unmapped
+ * at once (the statistics see it freed); a reservation of the same range,
+ * address space only, takes its place unless another mapping got there
+ * first. The oldest of HUGE_TOMBSTONES reservations is dropped for a new
+ * one. */
+#define HUGE_TOMBSTONES 16
+
+static struct {
+    unsigned head, count;
+    struct {
+        void *p;
+        size_t size;
+    } slot[HUGE_TOMBSTONES];
+} tombstones;
+
+static void free_huge(const struct block *b)
+{
+    void *base = b->info.segment;
+    size_t size = b->info.segment->map_size;
+    cm_core_free(b->p);
+    if (!cm_prim_reserve_at(base, size))
+        return;
+    void *oldest = NULL;
+    size_t oldest_size = 0;
+    cm_lock(&quarantine_lock);
+    if (tombstones.count == HUGE_TOMBSTONES) {
+        oldest = tombstones.slot[tombstones.head].p;
+        oldest_size = tombstones.slot[tombstones.head].size;
+        tombstones.head = (tombstones.head + 1) % HUGE_TOMBSTONES;
+        tombstones.count--;
+    }
+    unsigned at = (tombstones.head + tombstones.count++) % HUGE_TOMBSTONES;
+    tombstones.slot[at].p = base;
+    tombstones.slot[at].size = size;
+    cm_unlock(&quarantine_lock);
+    if (oldest)
+        cm_prim_unmap(oldest, oldest_size);
+}
+
 /* ---- the guard interface ---- */
 
 size_t cm_guard_request(size_t n)
@@ -515,6 +558,10 @@ bool cm_guard_before_free(void *p)
     }
     if (queue) {
         quarantine_push(p, b.room, ext);
+        return false;
+    }
+    if (!info.cls && (ext & CM_FEAT_HARDENED)) {
+        free_huge(&b);
         return false;
     }
     return true;
