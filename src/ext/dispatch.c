@@ -78,7 +78,14 @@ static void *alloc_block(size_t n, size_t align, bool traced, bool zero, unsigne
     }
     if (!traced)
         cm_count_request(n);
+    int saved_errno = errno;
     void *p = traced ? cm_traced_alloc(request, align) : cm_alloc_aligned(align, request);
+    /* The address space hardened mode keeps reserved (freed huge blocks)
+     * may be what a limit ran out of: it goes before the request fails. */
+    if (!p && (ext & CM_FEAT_HARDENED) && cm_guard_drop_reservations()) {
+        errno = saved_errno;
+        p = traced ? cm_traced_alloc(request, align) : cm_alloc_aligned(align, request);
+    }
     if (!p)
         return NULL;
     if (ext & CM_FEAT_GUARDS)

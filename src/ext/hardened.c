@@ -418,15 +418,18 @@ __attribute__((destructor)) static void check_quarantine_at_exit(void)
  * at once (the statistics see it freed); a reservation of the same range,
  * address space only, takes its place unless another mapping got there
  * first. The oldest of HUGE_TOMBSTONES reservations is dropped for a new
- * one. */
+ * one, and all of them when an allocation runs out of address space
+ * (cm_guard_drop_reservations). */
 #define HUGE_TOMBSTONES 16
+
+struct reservation {
+    void *p;
+    size_t size;
+};
 
 static struct {
     unsigned head, count;
-    struct {
-        void *p;
-        size_t size;
-    } slot[HUGE_TOMBSTONES];
+    struct reservation slot[HUGE_TOMBSTONES];
 } tombstones;
 
 static void free_huge(const struct block *b)
@@ -436,21 +439,32 @@ static void free_huge(const struct block *b)
     cm_core_free(b->p);
     if (!cm_prim_reserve_at(base, size))
         return;
-    void *oldest = NULL;
-    size_t oldest_size = 0;
+    struct reservation oldest = {NULL, 0};
     cm_lock(&quarantine_lock);
     if (tombstones.count == HUGE_TOMBSTONES) {
-        oldest = tombstones.slot[tombstones.head].p;
-        oldest_size = tombstones.slot[tombstones.head].size;
+        oldest = tombstones.slot[tombstones.head];
         tombstones.head = (tombstones.head + 1) % HUGE_TOMBSTONES;
         tombstones.count--;
     }
-    unsigned at = (tombstones.head + tombstones.count++) % HUGE_TOMBSTONES;
-    tombstones.slot[at].p = base;
-    tombstones.slot[at].size = size;
+    tombstones.slot[(tombstones.head + tombstones.count++) % HUGE_TOMBSTONES] =
+        (struct reservation){base, size};
     cm_unlock(&quarantine_lock);
-    if (oldest)
-        cm_prim_unmap(oldest, oldest_size);
+    if (oldest.p)
+        cm_prim_unmap(oldest.p, oldest.size);
+}
+
+bool cm_guard_drop_reservations(void)
+{
+    struct reservation dropped[HUGE_TOMBSTONES];
+    cm_lock(&quarantine_lock);
+    unsigned n = tombstones.count;
+    for (unsigned i = 0; i < n; i++)
+        dropped[i] = tombstones.slot[(tombstones.head + i) % HUGE_TOMBSTONES];
+    tombstones.head = tombstones.count = 0;
+    cm_unlock(&quarantine_lock);
+    for (unsigned i = 0; i < n; i++)
+        cm_prim_unmap(dropped[i].p, dropped[i].size);
+    return n > 0;
 }
 
 /* ---- the guard interface ---- */
