@@ -68,6 +68,11 @@ struct cm_block_info cm_locate_or_die(const char *fn, const void *p)
 
 size_t cm_core_usable(const void *p)
 {
+    if (cm_zero_holds(p)) {
+        if (!cm_zero_is_live(p))
+            cm_invalid_pointer("malloc_usable_size", p);
+        return 0;
+    }
     return usable_size(cm_locate_or_die("malloc_usable_size", p));
 }
 
@@ -91,7 +96,8 @@ CM_EXPORT void *calloc(size_t count, size_t size)
     if (cm_unlikely(cm_ext_calls()))
         return cm_ext.alloc(total, 0, CMALLOC_FN_CALLOC);
     void *p = cm_alloc(total);
-    if (p)
+    /* A zero-size block is not to be touched. */
+    if (p && total)
         cm_zero_new_block(p, total);
     return p;
 }
@@ -116,6 +122,8 @@ void *cm_core_realloc(void *p, size_t n)
         cm_free(p);
         return NULL;
     }
+    if (cm_zero_holds(p))
+        return cm_zero_realloc(p, n, cm_alloc);
     struct cm_block_info info = cm_locate_or_die("realloc", p);
     if (n > (size_t)PTRDIFF_MAX)
         return enomem();
@@ -176,6 +184,11 @@ void *cm_alloc_aligned(size_t align, size_t n)
 {
     if (align <= CM_ALIGNMENT)
         return cm_cache_alloc(n);
+    if (n == 0 && align <= CM_ZERO_MAX_ALIGN) {
+        void *z = cm_zero_alloc(align);
+        if (z)
+            return z;
+    }
     cm_ensure_init();
     unsigned cls = cm_aligned_class(align, n);
     if (cls)
@@ -341,7 +354,7 @@ CM_EXPORT int cmalloc_owns(const void *p)
         return 0;
     struct cm_block_info info = cm_locate(p);
     if (!info.segment)
-        return 0;
+        return cm_zero_holds(p) && cm_zero_is_live(p);
     if (cm_unlikely(cm_ext_mode() & CM_EXT_FREES))
         return cm_ext.owns(p);
     if (info.cls && ((const struct cm_block *)p)->free_key == cm_hot.free_key &&

@@ -281,6 +281,19 @@ struct cm_huge_stats {
 };
 void cm_huge_stats_get(struct cm_huge_stats *out);
 
+/* ---- zero.c: zero-size blocks, in a region never accessible ----
+ * cm_zero_alloc: a unique address there for a request of 0 bytes aligned
+ * to align (at most CM_ZERO_MAX_ALIGN), or NULL when none is left (the
+ * caller then hands out an ordinary block). cm_zero_holds: whether p is in
+ * the region, the one check the others need first. */
+#define CM_ZERO_MAX_ALIGN ((size_t)4096)
+void *cm_zero_alloc(size_t align);
+bool cm_zero_holds(const void *p);
+bool cm_zero_is_live(const void *p);
+void cm_zero_free(const char *fn, const void *p);
+/* realloc of the zero-size block p to n > 0 bytes, allocated by alloc. */
+void *cm_zero_realloc(void *p, size_t n, void *(*alloc)(size_t n));
+
 /* ---- tcache.c: the per-thread cache ---- */
 extern __thread struct cm_tcache cm_tls __attribute__((tls_model("initial-exec")));
 

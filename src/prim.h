@@ -15,6 +15,8 @@
 /* Memory. Mappings are private, anonymous and read-write. */
 void *cm_prim_map(size_t size);
 void cm_prim_unmap(void *p, size_t size);
+/* Reserves size bytes at p, inaccessible, if nothing is mapped there. */
+bool cm_prim_reserve_at(void *p, size_t size);
 void cm_prim_purge(void *p, size_t size);
 bool cm_prim_protect(void *p, size_t size, bool accessible);
 /* Grows a mapping where it is. */

@@ -229,6 +229,11 @@ CM_NOINLINE void *cm_alloc_crossed(size_t n)
 
 CM_NOINLINE void *cm_alloc_slow(size_t n)
 {
+    if (n == 0) {
+        void *z = cm_zero_alloc(0);
+        if (z)
+            return z;
+    }
     if (n > CM_MAX_CLASS_SIZE || n >= cm_opt.mmap_threshold) {
         cm_ensure_init();
         return cm_huge_alloc(n, 0);
@@ -330,6 +335,8 @@ CM_NOINLINE void cm_free_sized_slow(void *p, size_t size, size_t align)
     struct cm_block_info info = cm_locate(p);
     if (info.segment && !size_fits(info, size, align))
         wrong_size(p, size, info.cls ? cm_classes[info.cls].size : cm_huge_usable(info.segment));
+    if (!info.segment && size && cm_zero_holds(p))
+        wrong_size(p, size, 0);
     cm_core_free(p);
 }
 
@@ -341,8 +348,13 @@ void cm_core_free(void *p)
     struct cm_block_info info = cm_locate(p);
     struct cm_segment *s = info.segment;
     unsigned cls = info.cls;
-    if (!s)
-        cm_invalid_pointer("free", p);
+    if (!s) {
+        if (!cm_zero_holds(p))
+            cm_invalid_pointer("free", p);
+        cm_zero_free("free", p);
+        errno = saved_errno;
+        return;
+    }
     if (!cls) {
         cm_huge_free(s);
         errno = saved_errno;

@@ -63,6 +63,14 @@ static size_t usable(void *p, unsigned ext)
  * from the traced arena when it is to be reported. */
 static void *alloc_block(size_t n, size_t align, bool traced, bool zero, unsigned ext)
 {
+    /* An untraced zero-size block is the core's (zero.c), with nothing to
+     * guard: no access to it is allowed. A traced one must be found in the
+     * traced arena when it is freed. */
+    if (n == 0 && !traced && align <= CM_ZERO_MAX_ALIGN) {
+        void *z = cm_zero_alloc(align);
+        if (z)
+            return z;
+    }
     size_t request = ext & CM_FEAT_GUARDS ? cm_guard_request(n) : n;
     if (request == SIZE_MAX) {
         errno = ENOMEM;
@@ -70,7 +78,14 @@ static void *alloc_block(size_t n, size_t align, bool traced, bool zero, unsigne
     }
     if (!traced)
         cm_count_request(n);
+    int saved_errno = errno;
     void *p = traced ? cm_traced_alloc(request, align) : cm_alloc_aligned(align, request);
+    /* The address space hardened mode keeps reserved (freed huge blocks)
+     * may be what a limit ran out of: it goes before the request fails. */
+    if (!p && (ext & CM_FEAT_HARDENED) && cm_guard_drop_reservations()) {
+        errno = saved_errno;
+        p = traced ? cm_traced_alloc(request, align) : cm_alloc_aligned(align, request);
+    }
     if (!p)
         return NULL;
     if (ext & CM_FEAT_GUARDS)
@@ -142,7 +157,8 @@ void cm_ext_free(void *p, enum cmalloc_function fn)
 {
     unsigned ext = cm_features_now();
     unsigned tag = cm_segmap_tag((uintptr_t)p);
-    if (cm_likely(!(ext & CM_FEAT_GUARDS) && cm_tag_is_heap(tag) && tag < CM_TAG_EXTRA_FIRST)) {
+    if (cm_likely(!(ext & CM_FEAT_GUARDS) && cm_tag_is_heap(tag) && tag < CM_TAG_EXTRA_FIRST) ||
+        cm_zero_holds(p)) {
         cm_core_free(p);
         return;
     }
@@ -224,6 +240,11 @@ static void *realloc_traced(void *p, struct cm_block_info info, size_t old_usabl
     return q;
 }
 
+static void *realloc_alloc(size_t n)
+{
+    return cm_ext_alloc(n, 0, CMALLOC_FN_REALLOC);
+}
+
 void *cm_ext_realloc(void *p, size_t n)
 {
     if (!p)
@@ -232,6 +253,8 @@ void *cm_ext_realloc(void *p, size_t n)
         cm_ext_free(p, CMALLOC_FN_REALLOC);
         return NULL;
     }
+    if (cm_zero_holds(p))
+        return cm_zero_realloc(p, n, realloc_alloc);
     unsigned ext = cm_features_now();
     struct cm_block_info info = cm_locate_or_die("realloc", p);
     if (n > (size_t)PTRDIFF_MAX) {
@@ -258,5 +281,7 @@ void *cm_ext_realloc(void *p, size_t n)
 
 size_t cm_ext_usable(void *p)
 {
+    if (cm_zero_holds(p))
+        return cm_core_usable(p);
     return usable(p, cm_features_now());
 }

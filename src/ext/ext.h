@@ -80,6 +80,9 @@ void *cm_guard_realloc(void *p, size_t n);
 /* Freed blocks wait in the quarantine, where the core still counts them as
  * handed out: what cmalloc_owns must know. */
 int cm_guard_owns(const void *p);
+/* Hardened mode: gives back the address ranges of freed huge blocks it
+ * keeps reserved; whether there were any. */
+bool cm_guard_drop_reservations(void);
 
 /* Memcheck client requests (valgrind.c), compiled in with CMALLOC_VALGRIND. */
 #ifdef CM_VALGRIND

@@ -21,7 +21,9 @@
  *   but the core's 16-byte link and the trailer must still be the pattern;
  * - a second free is seen in the state (quarantined or freed);
  * - huge blocks end at a guard page (the core keeps cm_ext.huge_tail bytes
- *   at the end of their mappings inaccessible) and are unmapped when freed;
+ *   at the end of their mappings inaccessible) and are unmapped when freed,
+ *   their addresses then kept reserved and inaccessible for a while
+ *   (free_huge);
  * - a cache refill leaves in random order (shuffle_refill).
  *
  * Under Valgrind, hardened mode stays off: memcheck checks every access
@@ -151,9 +153,10 @@ void cm_guard_attach(void)
     cm_features_set(bits, true);
 }
 
-/* ---- metadata ---- */
+/* ---- metadata ----
+ * Inlined: every malloc+free pair computes a canary three or four times. */
 
-static uint64_t canary_of(const void *p, uint64_t word)
+static inline __attribute__((always_inline)) uint64_t canary_of(const void *p, uint64_t word)
 {
     uint64_t z = ((uint64_t)(uintptr_t)p ^ secret) + word * 0x9e3779b97f4a7c15ULL;
     z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
@@ -161,15 +164,21 @@ static uint64_t canary_of(const void *p, uint64_t word)
     return (z ^ (z >> 31)) | 0x0101010101010101ULL;
 }
 
-static void set_meta(const struct block *b, uint64_t size, enum block_state state)
+/* Another thread may read a block's metadata while its owner changes it
+ * (check_block_before reads the block before the one freed): the canary is
+ * cleared first and written last, so a reader sees either a whole
+ * metadata, or a cleared canary beside a valid word, or a canary that
+ * changes under it. */
+static inline __attribute__((always_inline)) void set_meta(const struct block *b, uint64_t size, enum block_state state)
 {
     uint64_t word = size | (uint64_t)state << STATE_SHIFT;
-    b->meta->word = word;
-    b->meta->canary = canary_of(b->p, word);
+    __atomic_store_n(&b->meta->canary, 0, __ATOMIC_RELAXED);
+    __atomic_store_n(&b->meta->word, word, __ATOMIC_RELEASE);
+    __atomic_store_n(&b->meta->canary, canary_of(b->p, word), __ATOMIC_RELEASE);
 }
 
 /* Whether the metadata is intact; if so, its word. */
-static bool get_meta(const struct block *b, uint64_t *word)
+static inline __attribute__((always_inline)) bool get_meta(const struct block *b, uint64_t *word)
 {
     *word = b->meta->word;
     return b->meta->canary == canary_of(b->p, *word) && (*word & SIZE_MASK) <= b->end;
@@ -228,13 +237,93 @@ static CM_COLD _Noreturn void damaged(const char *fn, const struct block *b)
              (void *)b->p);
 }
 
+static CM_COLD _Noreturn void underflow(const char *fn, const struct block *b)
+{
+    cm_fatal("%s(): heap underflow detected before %p (the bytes before it are overwritten)", fn,
+             (void *)b->p);
+}
+
+/* Whether the metadata of b, a block another thread may own, is whole, or
+ * being written by set_meta, or all zero (a block never handed out). */
+static bool meta_may_be_intact(const struct block *b)
+{
+    uint64_t canary = __atomic_load_n(&b->meta->canary, __ATOMIC_ACQUIRE);
+    uint64_t word = __atomic_load_n(&b->meta->word, __ATOMIC_ACQUIRE);
+    if (__atomic_load_n(&b->meta->canary, __ATOMIC_ACQUIRE) != canary)
+        return true;
+    if (canary == 0) {
+        enum block_state state = state_of(word);
+        return word == 0 || (state >= LIVE && state <= FREED && (word & SIZE_MASK) <= b->end);
+    }
+    return canary == canary_of(b->p, word) && (word & SIZE_MASK) <= b->end;
+}
+
+/* Whether the n bytes before p are zero. */
+static bool zero_before(const char *p, size_t n)
+{
+    for (size_t i = 1; i <= n; i++) {
+        if (p[-(ptrdiff_t)i])
+            return false;
+    }
+    return true;
+}
+
+/* Whether what lies just before b, the first block of its run, is as it
+ * should be: the trailer of the last block of the run before, or the
+ * slack after that block, or a free run, or the unused end of the segment
+ * header, all zero but a trailer. */
+static bool run_start_intact(const struct block *b)
+{
+    uintptr_t addr = (uintptr_t)b->p;
+    struct cm_block_info info = b->info;
+    info.cls = info.segment->page_cls[cm_page_index((void *)(addr - 1))];
+    if (!info.cls) {
+        if ((addr & CM_SEG_MASK) < sizeof(struct cm_segment) + META_SIZE)
+            return true;
+        return zero_before(b->p, META_SIZE);
+    }
+    size_t size = cm_classes[info.cls].size;
+    size_t slack = (((addr - 1) & cm_hot.run_mask[info.cls]) + 1) % size;
+    if (slack)
+        return zero_before(b->p, slack < META_SIZE ? slack : META_SIZE);
+    struct block before = block_at(b->p - size, info);
+    return meta_may_be_intact(&before);
+}
+
+/* Hardened mode: an underflow from a small block lands in the trailer of
+ * the block before it, which must be intact metadata, or all zero for a
+ * block never handed out; or, for the first block of a run, in what lies
+ * before the run (run_start_intact). Heap memory outside the blocks handed
+ * out is zero: fresh from the kernel, and forget_run clears a run's blocks
+ * when the run is given back. */
+static void check_block_before(const char *fn, const struct block *b)
+{
+    bool intact;
+    if (((uintptr_t)b->p & cm_hot.run_mask[b->info.cls]) == 0) {
+        /* The run before may be given back, cleared and carved again
+         * meanwhile: its arena's lock keeps it as it is. */
+        struct cm_arena *a = b->info.segment->arena;
+        cm_lock(&a->lock);
+        intact = run_start_intact(b);
+        cm_unlock(&a->lock);
+    } else {
+        struct block before = block_at(b->p - b->room, b->info);
+        intact = meta_may_be_intact(&before);
+    }
+    if (!intact)
+        underflow(fn, b);
+}
+
 /* Hardened mode: the requested size of a block the program gives back,
- * which must be live, with its metadata and pad intact. */
+ * which must be live, with its metadata and pad intact, as must be the
+ * metadata just before it. */
 static size_t checked_size(const char *fn, const struct block *b)
 {
     uint64_t word;
     if (!get_meta(b, &word))
         damaged(fn, b);
+    if (b->info.cls)
+        check_block_before(fn, b);
     if (state_of(word) != LIVE)
         cm_fatal("%s(): double free of %p (block size %zu)", fn, (void *)b->p,
                  (size_t)(word & SIZE_MASK));
@@ -249,16 +338,22 @@ static size_t checked_size(const char *fn, const struct block *b)
 
 /* ---- the quarantine ---- */
 
+/* Hardened mode: a quarantined block must be as free left it. */
+static void check_quarantined(const char *fn, const struct block *b)
+{
+    uint64_t word;
+    if (!get_meta(b, &word) || state_of(word) != QUARANTINED)
+        write_after_free(fn, b, b->end);
+    size_t at = first_mismatch(b->p, 0, b->end);
+    if (at != SIZE_MAX)
+        write_after_free(fn, b, at);
+}
+
 static void release(const struct quarantined *q, unsigned ext)
 {
     struct block b = block_at(q->p, known_block(q->p));
     if (ext & CM_FEAT_HARDENED) {
-        uint64_t word;
-        if (!get_meta(&b, &word) || state_of(word) != QUARANTINED)
-            write_after_free("free", &b, b.end);
-        size_t at = first_mismatch(b.p, 0, b.end);
-        if (at != SIZE_MAX)
-            write_after_free("free", &b, at);
+        check_quarantined("free", &b);
         set_meta(&b, b.end, FREED);
     } else {
         cm_valgrind_quiet(true);
@@ -299,6 +394,77 @@ static void quarantine_push(void *p, size_t room, unsigned ext)
         if (oldest.p)
             release(&oldest, ext);
     }
+}
+
+/* Hardened mode: the blocks still in the quarantine when the program
+ * exits are checked too, or a write after free into one of the last
+ * blocks freed would go unseen. */
+__attribute__((destructor)) static void check_quarantine_at_exit(void)
+{
+    if (!(cm_features_now() & CM_FEAT_HARDENED))
+        return;
+    cm_lock(&quarantine_lock);
+    for (unsigned i = 0; i < quarantine.count; i++) {
+        void *p = quarantine.slot[(quarantine.head + i) % QUARANTINE_SLOTS].p;
+        struct block b = block_at(p, known_block(p));
+        check_quarantined("exit", &b);
+    }
+    cm_unlock(&quarantine_lock);
+}
+
+/* Hardened mode: the addresses of a freed huge block stay reserved for a
+ * while, inaccessible, so that a dangling pointer faults and the next huge
+ * block cannot be mapped at the same address. The block itself is unmapped
+ * at once (the statistics see it freed); a reservation of the same range,
+ * address space only, takes its place unless another mapping got there
+ * first. The oldest of HUGE_TOMBSTONES reservations is dropped for a new
+ * one, and all of them when an allocation runs out of address space
+ * (cm_guard_drop_reservations). */
+#define HUGE_TOMBSTONES 16
+
+struct reservation {
+    void *p;
+    size_t size;
+};
+
+static struct {
+    unsigned head, count;
+    struct reservation slot[HUGE_TOMBSTONES];
+} tombstones;
+
+static void free_huge(const struct block *b)
+{
+    void *base = b->info.segment;
+    size_t size = b->info.segment->map_size;
+    cm_core_free(b->p);
+    if (!cm_prim_reserve_at(base, size))
+        return;
+    struct reservation oldest = {NULL, 0};
+    cm_lock(&quarantine_lock);
+    if (tombstones.count == HUGE_TOMBSTONES) {
+        oldest = tombstones.slot[tombstones.head];
+        tombstones.head = (tombstones.head + 1) % HUGE_TOMBSTONES;
+        tombstones.count--;
+    }
+    tombstones.slot[(tombstones.head + tombstones.count++) % HUGE_TOMBSTONES] =
+        (struct reservation){base, size};
+    cm_unlock(&quarantine_lock);
+    if (oldest.p)
+        cm_prim_unmap(oldest.p, oldest.size);
+}
+
+bool cm_guard_drop_reservations(void)
+{
+    struct reservation dropped[HUGE_TOMBSTONES];
+    cm_lock(&quarantine_lock);
+    unsigned n = tombstones.count;
+    for (unsigned i = 0; i < n; i++)
+        dropped[i] = tombstones.slot[(tombstones.head + i) % HUGE_TOMBSTONES];
+    tombstones.head = tombstones.count = 0;
+    cm_unlock(&quarantine_lock);
+    for (unsigned i = 0; i < n; i++)
+        cm_prim_unmap(dropped[i].p, dropped[i].size);
+    return n > 0;
 }
 
 /* ---- the guard interface ---- */
@@ -408,6 +574,10 @@ bool cm_guard_before_free(void *p)
         quarantine_push(p, b.room, ext);
         return false;
     }
+    if (!info.cls && (ext & CM_FEAT_HARDENED)) {
+        free_huge(&b);
+        return false;
+    }
     return true;
 }
 
@@ -497,8 +667,10 @@ static void quarantined(const struct cm_arena *a, size_t *counts, bool only_try)
 
 /* A run given back to its arena may come back as blocks of another class,
  * or of this one after other blocks were written there: no freed mark may
- * survive to make a fresh block look like a freed one, and under Valgrind
- * the core may write its links anywhere in it. */
+ * survive to make a fresh block look like a freed one, no old byte may sit
+ * where a new block's trailer will be (check_block_before takes zero for a
+ * block never handed out), and under Valgrind the core may write its links
+ * anywhere in it. */
 static void forget_run(const struct cm_run *r)
 {
     char *base = cm_run_base(r);
@@ -506,7 +678,5 @@ static void forget_run(const struct cm_run *r)
         cm_valgrind_undefined(base, CM_PAGE_SIZE << r->order);
         return;
     }
-    size_t size = cm_classes[r->cls].size;
-    for (uint32_t i = 0; i < r->carved; i++)
-        memset(base + (size_t)(i + 1) * size - META_SIZE, 0, META_SIZE);
+    memset(base, 0, (size_t)r->carved * cm_classes[r->cls].size);
 }

@@ -27,6 +27,18 @@ void *cm_prim_map(size_t size)
     return p == MAP_FAILED ? NULL : p;
 }
 
+bool cm_prim_reserve_at(void *p, size_t size)
+{
+    int saved = errno;
+    void *got = mmap(p, size, PROT_NONE,
+                     MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE | MAP_FIXED_NOREPLACE, -1, 0);
+    /* Kernels before 4.17 take the flag for a hint and may map elsewhere. */
+    if (got != MAP_FAILED && got != p)
+        munmap(got, size);
+    errno = saved;
+    return got == p;
+}
+
 void cm_prim_unmap(void *p, size_t size)
 {
     int saved = errno;

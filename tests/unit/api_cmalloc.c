@@ -204,6 +204,159 @@ START_TEST(test_version)
 }
 END_TEST
 
+
+/* ------------------------------------------------------------------ */
+/* Zero-size blocks: a unique address each, in memory never accessible */
+
+enum { ZERO_WAYS = 8 };
+
+/* The way-th request of 0 bytes, and the alignment it asked for. */
+static void *zero_request(int way, size_t *align)
+{
+    void *p = NULL;
+    *align = 16;
+    switch (way) {
+    case 0: p = malloc(tu_opaque(0)); break;
+    case 1: p = calloc(tu_opaque(0), 8); break;
+    case 2: p = calloc(8, tu_opaque(0)); break;
+    case 3: p = realloc(NULL, tu_opaque(0)); break;
+    case 4: *align = 64; p = memalign(64, tu_opaque(0)); break;
+    case 5: *align = 4096; p = aligned_alloc(4096, tu_opaque(0)); break;
+    case 6:
+        *align = 32;
+        ck_assert_int_eq(posix_memalign(&p, 32, tu_opaque(0)), 0);
+        break;
+    case 7: *align = page_size(); p = valloc(tu_opaque(0)); break;
+    }
+    return p;
+}
+
+static int cmp_addr(const void *a, const void *b)
+{
+    uintptr_t x = (uintptr_t)*(void *const *)a, y = (uintptr_t)*(void *const *)b;
+    return x < y ? -1 : x > y;
+}
+
+/* Hardened mode checks blocks by the sizes it records, not by the sizes
+ * free_sized is given. */
+static int zero_sized_frees_checked(void)
+{
+    const char *opts = getenv("CMALLOC_OPTIONS");
+    return !(opts && strstr(opts, "hardened=on"));
+}
+
+START_TEST(test_zero_size_blocks)
+{
+    enum { N = 64 };
+    void *v[ZERO_WAYS * N];
+    size_t align;
+    for (int way = 0; way < ZERO_WAYS; way++) {
+        for (int i = 0; i < N; i++) {
+            void *p = v[way * N + i] = zero_request(way, &align);
+            ck_assert_msg(p != NULL, "zero-size request %d returned NULL", way);
+            ck_assert_aligned(p, align);
+            ck_assert(cmalloc_owns(p));
+            ck_assert_uint_eq(malloc_usable_size(p), 0);
+        }
+    }
+    qsort(v, ZERO_WAYS * N, sizeof v[0], cmp_addr);
+    for (int i = 1; i < ZERO_WAYS * N; i++)
+        ck_assert_msg(v[i] != v[i - 1], "%p handed out twice", v[i]);
+    for (int i = 0; i < ZERO_WAYS * N; i++) {
+        free(v[i]);
+        ck_assert(!cmalloc_owns(v[i]));
+    }
+}
+END_TEST
+
+/* A freed zero-size address does not come straight back. */
+START_TEST(test_zero_size_not_reused_at_once)
+{
+    void *p = malloc(tu_opaque(0));
+    free(p);
+    void *q = malloc(tu_opaque(0));
+    ck_assert_ptr_ne(p, q);
+    free(q);
+}
+END_TEST
+
+START_TEST(test_zero_size_realloc)
+{
+    char *p = malloc(tu_opaque(0));
+    char *q = realloc(p, tu_opaque(100));
+    ck_assert_ptr_nonnull(q);
+    ck_assert(!cmalloc_owns(p));
+    ck_assert_uint_ge(malloc_usable_size(q), 100);
+    memset(q, 1, 100);
+    free(q);
+    p = malloc(tu_opaque(0));
+    errno = 0;
+    ck_assert_ptr_null(realloc(p, tu_opaque(0)));
+    ck_assert(!cmalloc_owns(p));
+    p = aligned_alloc(256, tu_opaque(0));
+    q = realloc(p, tu_opaque(3 * MiB));
+    ck_assert_ptr_nonnull(q);
+    ck_assert(!cmalloc_owns(p));
+    free(q);
+    p = malloc(tu_opaque(0));
+    free_sized(p, 0);
+    ck_assert(!cmalloc_owns(p));
+}
+END_TEST
+
+START_TEST(test_zero_size_read_faults)
+{
+    volatile char *p = malloc(tu_opaque(0));
+    char c = p[0];
+    (void)c;
+}
+END_TEST
+
+START_TEST(test_zero_size_write_faults)
+{
+    volatile char *p = calloc(tu_opaque(1), tu_opaque(0));
+    p[0] = 1;
+}
+END_TEST
+
+START_TEST(test_zero_size_double_free)
+{
+    void *p = malloc(tu_opaque(0));
+    free(p);
+    free(p);
+}
+END_TEST
+
+START_TEST(test_zero_size_free_after_realloc)
+{
+    void *p = malloc(tu_opaque(0));
+    free(realloc(p, tu_opaque(64)));
+    free(p);
+}
+END_TEST
+
+START_TEST(test_zero_size_interior_free)
+{
+    char *p = malloc(tu_opaque(0));
+    free(p + 8);
+}
+END_TEST
+
+START_TEST(test_zero_size_usable_after_free)
+{
+    void *p = malloc(tu_opaque(0));
+    free(p);
+    (void)malloc_usable_size(p);
+}
+END_TEST
+
+START_TEST(test_zero_size_free_sized_wrong)
+{
+    void *p = malloc(tu_opaque(0));
+    free_sized(p, 8);
+}
+END_TEST
+
 /* ------------------------------------------------------------------ */
 
 void api_cmalloc_tests(Suite *s)
@@ -217,6 +370,19 @@ void api_cmalloc_tests(Suite *s)
     tcase_add_test(tc, test_owns_freed_other_thread);
     tcase_add_test(tc, test_version);
     tcase_add_test(tc, test_realloc_within_run);
+    tcase_add_test(tc, test_zero_size_blocks);
+    tcase_add_test(tc, test_zero_size_not_reused_at_once);
+    tcase_add_test(tc, test_zero_size_realloc);
+    if (!check_runs_in_one_process()) {
+        tcase_add_test_raise_signal(tc, test_zero_size_read_faults, SIGSEGV);
+        tcase_add_test_raise_signal(tc, test_zero_size_write_faults, SIGSEGV);
+        tcase_add_test_raise_signal(tc, test_zero_size_double_free, SIGABRT);
+        tcase_add_test_raise_signal(tc, test_zero_size_free_after_realloc, SIGABRT);
+        tcase_add_test_raise_signal(tc, test_zero_size_interior_free, SIGABRT);
+        tcase_add_test_raise_signal(tc, test_zero_size_usable_after_free, SIGABRT);
+        if (zero_sized_frees_checked())
+            tcase_add_test_raise_signal(tc, test_zero_size_free_sized_wrong, SIGABRT);
+    }
 }
 
 #endif /* CMT_CMALLOC */
