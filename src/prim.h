@@ -35,6 +35,11 @@ uint32_t cm_prim_now_ms_coarse(void);
 
 /* Files and processes. */
 void cm_prim_write(int fd, const char *buf, size_t len);
+/* Turns the calling thread's cancellation off, returning the state to give
+ * back to cm_prim_cancel_restore: a report's writes are cancellation
+ * points, and a pending request must not cut the report short. */
+int cm_prim_cancel_off(void);
+void cm_prim_cancel_restore(int state);
 /* A close-on-exec copy of fd numbered at least min, or -1. */
 int cm_prim_dup_above(int fd, int min);
 int cm_prim_getpid(void);

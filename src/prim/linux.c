@@ -4,6 +4,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <linux/futex.h>
+#include <pthread.h>
 #include <sched.h>
 #include <signal.h>
 #include <string.h>
@@ -121,6 +122,18 @@ void cm_prim_write(int fd, const char *buf, size_t len)
         len -= (size_t)w;
     }
     errno = saved;
+}
+
+int cm_prim_cancel_off(void)
+{
+    int old = PTHREAD_CANCEL_ENABLE;
+    pthread_setcancelstate(PTHREAD_CANCEL_DISABLE, &old);
+    return old;
+}
+
+void cm_prim_cancel_restore(int state)
+{
+    pthread_setcancelstate(state, NULL);
 }
 
 int cm_prim_dup_above(int fd, int min)

@@ -212,6 +212,49 @@ START_TEST(test_malloc_stats_layout)
 }
 END_TEST
 
+/* A thread with a cancellation request pending prints the statistics:
+ * write() is a cancellation point, but glibc (and cmalloc) turn
+ * cancellation off while they print, so the whole report comes out and
+ * the request is acted on afterwards. */
+static int cancel_stats_ran;
+
+static void *stats_with_cancel_pending(void *arg)
+{
+    FILE *fp = arg;
+    pthread_cancel(pthread_self());
+    if (fp)
+        malloc_info(0, fp);
+    else
+        malloc_stats();
+    cancel_stats_ran = 1;
+    pthread_testcancel();
+    return NULL;
+}
+
+static void run_cancelled_stats(void)
+{
+    pthread_t t;
+    void *result = NULL;
+    cancel_stats_ran = 0;
+    ck_assert_int_eq(pthread_create(&t, NULL, stats_with_cancel_pending, NULL), 0);
+    ck_assert_int_eq(pthread_join(t, &result), 0);
+    ck_assert_ptr_eq(result, PTHREAD_CANCELED);
+}
+
+START_TEST(test_malloc_stats_cancel_pending)
+{
+    static char out[1 << 16];
+    void *keep = malloc(tu_opaque(100));
+    ck_assert_ptr_nonnull(keep);
+    ck_assert_uint_gt(capture_fd2(run_cancelled_stats, out, sizeof out), 0);
+    ck_assert_msg(cancel_stats_ran, "the thread was cancelled inside malloc_stats:\n%s", out);
+    ck_assert_msg(line_matching(out, "^Arena 0:$") == 0, "no report:\n%s", out);
+    ck_assert_msg(line_matching(out, "^max mmap bytes   = +[0-9]+$") > 0, "report cut short:\n%s",
+                  out);
+    free(keep);
+}
+END_TEST
+
 static char info_buf[1 << 18];
 static char info_stdio_buf[BUFSIZ];
 
@@ -269,6 +312,34 @@ START_TEST(test_malloc_info_bad_options)
 }
 END_TEST
 
+#if CMT_CMALLOC
+/* malloc_info into an unbuffered stream, whose every write is a
+ * cancellation point, with a request pending. */
+START_TEST(test_malloc_info_cancel_pending)
+{
+    int fd = memfd_create("cmalloc-test-info", MFD_CLOEXEC);
+    FILE *fp;
+    pthread_t t;
+    void *result = NULL;
+    ssize_t n;
+    ck_assert_int_ge(fd, 0);
+    fp = fdopen(fd, "w+");
+    ck_assert_ptr_nonnull(fp);
+    setvbuf(fp, NULL, _IONBF, 0);
+    cancel_stats_ran = 0;
+    ck_assert_int_eq(pthread_create(&t, NULL, stats_with_cancel_pending, fp), 0);
+    ck_assert_int_eq(pthread_join(t, &result), 0);
+    ck_assert_ptr_eq(result, PTHREAD_CANCELED);
+    n = pread(fd, info_buf, sizeof info_buf - 1, 0);
+    ck_assert_int_gt(n, 0);
+    info_buf[n] = 0;
+    fclose(fp);
+    ck_assert_msg(cancel_stats_ran, "the thread was cancelled inside malloc_info:\n%s", info_buf);
+    ck_assert_msg(strstr(info_buf, "</malloc>") != NULL, "malloc_info cut short:\n%s", info_buf);
+}
+END_TEST
+#endif
+
 /* ------------------------------------------------------------------ */
 
 void api_introspection_tests(Suite *s)
@@ -282,6 +353,12 @@ void api_introspection_tests(Suite *s)
     tcase_add_test(tc, test_mallinfo2_accounting);
     tcase_add_test(tc, test_mallinfo_matches_mallinfo2);
     tcase_add_test(tc, test_malloc_stats_layout);
+    tcase_add_test(tc, test_malloc_stats_cancel_pending);
     tcase_add_test(tc, test_malloc_info_xml);
     tcase_add_test(tc, test_malloc_info_bad_options);
+#if CMT_CMALLOC
+    /* glibc differs: its malloc_info leaves cancellation on (the thread is
+     * cancelled at its first write). */
+    tcase_add_test(tc, test_malloc_info_cancel_pending);
+#endif
 }
