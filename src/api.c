@@ -127,10 +127,9 @@ void *cm_core_realloc(void *p, size_t n)
                 return p;
             /* A block alone in its run may take any size the run holds. */
             const struct cm_class *target = &cm_classes[cls];
-            if (c->nblocks == 1 && target->nblocks == 1 && target->order == c->order) {
-                cm_arena_reclass(info.segment, p, info.cls, cls);
+            if (c->nblocks == 1 && target->nblocks == 1 && target->order == c->order &&
+                cm_arena_reclass(info.segment, p, info.cls, cls))
                 return p;
-            }
         }
         return realloc_move(p, c->size, n);
     }

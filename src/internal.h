@@ -121,8 +121,6 @@ static inline uint64_t cm_random_next(uint64_t *state, uint64_t seed)
 }
 
 /* ---- os.c: the only seam to the kernel (sbrk, mmap, madvise) ---- */
-extern cm_lock_t cm_heap_lock;
-
 void *cm_os_map(size_t size);
 void *cm_os_map_aligned(size_t size, size_t align);
 void cm_os_unmap(void *p, size_t size);
@@ -132,6 +130,7 @@ bool cm_os_resize_in_place(void *p, size_t old_size, size_t new_size);
 void *cm_os_move_aligned(void *p, size_t old_size, size_t new_size, size_t align);
 struct cm_segment *cm_os_heap_segment(void);
 void cm_os_release_segment(struct cm_segment *s);
+void cm_os_fork_child(void);
 
 struct cm_os_stats {
     size_t held, held_peak;           /* bytes now and at most */
@@ -252,12 +251,14 @@ void cm_arena_free_locked(struct cm_arena *a, struct cm_segment *s, void *p,
 void cm_arena_free(struct cm_arena *a, struct cm_segment *s, void *p, unsigned cls);
 bool cm_arena_block_is_free(struct cm_arena *a, struct cm_segment *s, void *p,
                             unsigned cls);
-void cm_arena_reclass(struct cm_segment *s, void *p, unsigned from, unsigned to);
+bool cm_arena_reclass(struct cm_segment *s, void *p, unsigned from, unsigned to);
 bool cm_arena_trim(struct cm_arena *a);
 void cm_arena_push_remote(struct cm_arena *a, unsigned cls, struct cm_block *first,
                           struct cm_block *last);
 void cm_arena_collect_remote(struct cm_arena *a);
 bool cm_trim_all(void);
+void cm_arena_fork_child(void);
+struct cm_arena *cm_arena_lock_current(struct cm_arena *a);
 
 /* ---- huge.c: huge blocks, one mmap each ---- */
 void *cm_huge_alloc(size_t n, size_t align);
@@ -268,6 +269,7 @@ struct cm_segment *cm_huge_find_aligned(const void *p);
 bool cm_huge_cache_flush(void);
 bool cm_huge_is_cached(const void *p);
 size_t cm_huge_cached_bytes(void);
+void cm_huge_fork_child(void);
 /* A mark a feature may keep on a huge block (hooks: its allocation was
  * reported); a new block has none. */
 void cm_huge_set_mark(struct cm_segment *s, bool on);

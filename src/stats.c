@@ -71,10 +71,8 @@ void cm_stats_thread_exit(struct cm_arena *a, struct cm_tcache *tc)
 
 static bool lock_arena(struct cm_arena *a, bool from_signal)
 {
-    if (!from_signal) {
-        cm_lock(&a->lock);
-        return true;
-    }
+    if (!from_signal)
+        return cm_lock_live(&a->lock);
     for (int i = 0; i < CM_SIGNAL_LOCK_TRIES; i++) {
         if (cm_trylock(&a->lock))
             return true;

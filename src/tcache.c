@@ -56,8 +56,7 @@ void cm_tcache_countdown_all(uint64_t bytes)
 {
     countdown_arm(&cm_tls, bytes);
     for (unsigned i = 0, n = __atomic_load_n(&cm_narenas, __ATOMIC_ACQUIRE); i < n; i++) {
-        struct cm_arena *a = cm_arenas[i];
-        cm_lock(&a->lock);
+        struct cm_arena *a = cm_arena_lock_current(cm_arenas[i]);
         for (struct cm_tcache *tc = a->threads; tc; tc = tc->next) {
             if (tc == &cm_tls)
                 continue;
@@ -101,8 +100,12 @@ static void tcache_attach(struct cm_tcache *tc)
 {
     cm_ensure_init();
     struct cm_arena *a = cm_arena_choose();
+    /* A forked child may have replaced it while this thread, interrupted,
+     * was choosing (fork.c). */
+    while (cm_unlikely(a->abandoned))
+        a = cm_arena_choose();
+    a = cm_arena_lock_current(a);
     tc->arena = a;
-    cm_lock(&a->lock);
     tc->prev = NULL;
     tc->next = a->threads;
     if (a->threads)
@@ -135,11 +138,16 @@ static void tcache_flush(struct cm_tcache *tc, unsigned cls, unsigned n)
     while (n-- && !cm_tbin_is_empty(tc, cls)) {
         struct cm_block *b = cm_tbin_pop(tc, cls);
         struct cm_segment *s = cm_segment_of(b);
+        if (cm_unlikely(s->arena->abandoned))
+            continue;
         if (s->arena != locked) {
             if (locked)
                 cm_unlock(&locked->lock);
             locked = s->arena;
-            cm_lock(&locked->lock);
+            if (cm_unlikely(!cm_lock_live(&locked->lock))) {
+                locked = NULL;
+                continue;
+            }
         }
         cm_arena_free_locked(locked, s, b, cls);
     }
@@ -374,8 +382,7 @@ void cm_tcache_thread_exit(void *arg)
     for (unsigned cls = 1; cls <= CM_NCLASSES; cls++)
         cm_tcache_set_capacity(tc, cls, 0);
     tc->tag = CM_TAG_NONE;
-    struct cm_arena *a = tc->arena;
-    cm_lock(&a->lock);
+    struct cm_arena *a = cm_arena_lock_current(tc->arena);
     if (tc->prev)
         tc->prev->next = tc->next;
     else
@@ -394,6 +401,8 @@ void cm_tcache_thread_exit(void *arg)
  * tcache), but they must no longer count as threads of their arenas. */
 void cm_tcache_after_fork_child(void)
 {
+    if (cm_tls.state == CM_TC_ACTIVE && cm_tls.arena->abandoned)
+        cm_tls.arena = cm_arenas[cm_tls.arena->index];
     for (unsigned i = 0; i < cm_narenas; i++) {
         struct cm_arena *a = cm_arenas[i];
         bool mine = cm_tls.state == CM_TC_ACTIVE && cm_tls.arena == a;

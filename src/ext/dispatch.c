@@ -50,7 +50,7 @@ void cm_ext_attach(void)
 
 static bool block_is_traced(struct cm_block_info info)
 {
-    return info.cls ? info.segment->arena == &cm_traced_arena : cm_huge_marked(info.segment);
+    return info.cls ? cm_hooks_arena_is_traced(info.segment->arena) : cm_huge_marked(info.segment);
 }
 
 static size_t usable(void *p, unsigned ext)

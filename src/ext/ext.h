@@ -39,7 +39,7 @@ size_t cm_ext_usable(void *p);
  * arena, a feature arena of the core's, or is a huge block marked by
  * cm_huge_set_mark, so free() finds out without a lookup, and it never
  * enters a thread cache, so it cannot come back untraced. */
-extern struct cm_arena cm_traced_arena;
+bool cm_hooks_arena_is_traced(const struct cm_arena *a);
 void cm_hooks_attach(void);
 
 /* Per-thread hook state, in initial-exec TLS like the cache. The bytes

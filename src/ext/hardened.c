@@ -54,13 +54,28 @@ struct quarantined {
     size_t room;
 };
 
-static cm_lock_t quarantine_lock;
-
-static struct {
+/* A forked child that finds the lock held takes an empty quarantine
+ * instead (the blocks in the old one are lost to it), leaving the old one
+ * to the change under way, if the forking thread was making it. */
+struct quarantine {
+    cm_lock_t lock;  /* first: see cm_lock_current */
     unsigned head, count;
     size_t bytes;
     struct quarantined slot[QUARANTINE_SLOTS];
-} quarantine;
+};
+
+static struct quarantine quarantine_first;
+static cm_lock_t *quarantine_now = &quarantine_first.lock;
+
+static struct quarantine *quarantine_lock(void)
+{
+    return (struct quarantine *)cm_lock_current(&quarantine_now);
+}
+
+static void quarantine_fork_child(void)
+{
+    cm_fork_replace_if_held(&quarantine_now, sizeof(struct quarantine));
+}
 
 static uint64_t secret;
 static unsigned char pattern;  /* fill of pads and freed blocks, never 0 */
@@ -147,7 +162,7 @@ void cm_guard_attach(void)
     cm_ext.run_released = forget_run;
     cm_ext.held_blocks = quarantined;
     cm_ext.owns = cm_guard_owns;
-    cm_fork_register_lock(&quarantine_lock, CM_LOCK_INNER);
+    cm_fork_register_child(quarantine_fork_child);
     cm_features_set(bits, true);
 }
 
@@ -275,27 +290,26 @@ static void quarantine_push(void *p, size_t room, unsigned ext)
     bool queued = false;
     while (!queued) {
         struct quarantined oldest = {NULL, 0};
-        cm_lock(&quarantine_lock);
-        if (quarantine.count == QUARANTINE_SLOTS || quarantine.bytes + room > QUARANTINE_BYTES) {
-            struct quarantined *q = &quarantine.slot[quarantine.head];
+        struct quarantine *qu = quarantine_lock();
+        if (qu->count == QUARANTINE_SLOTS || qu->bytes + room > QUARANTINE_BYTES) {
+            struct quarantined *q = &qu->slot[qu->head];
             oldest = *q;
             /* A stale pointer here would keep a leaked block reachable for
              * memcheck once the core has handed it out again. */
             q->p = NULL;
-            quarantine.head = (quarantine.head + 1) % QUARANTINE_SLOTS;
-            quarantine.count--;
-            quarantine.bytes -= oldest.room;
+            qu->head = (qu->head + 1) % QUARANTINE_SLOTS;
+            qu->count--;
+            qu->bytes -= oldest.room;
         }
-        if (quarantine.count < QUARANTINE_SLOTS && quarantine.bytes + room <= QUARANTINE_BYTES) {
-            struct quarantined *q =
-                &quarantine.slot[(quarantine.head + quarantine.count) % QUARANTINE_SLOTS];
+        if (qu->count < QUARANTINE_SLOTS && qu->bytes + room <= QUARANTINE_BYTES) {
+            struct quarantined *q = &qu->slot[(qu->head + qu->count) % QUARANTINE_SLOTS];
             q->p = p;
             q->room = room;
-            quarantine.count++;
-            quarantine.bytes += room;
+            qu->count++;
+            qu->bytes += room;
             queued = true;
         }
-        cm_unlock(&quarantine_lock);
+        cm_unlock(&qu->lock);
         if (oldest.p)
             release(&oldest, ext);
     }
@@ -482,17 +496,19 @@ int cm_guard_owns(const void *p)
  * only_try is set and the lock is busy. */
 static void quarantined(const struct cm_arena *a, size_t *counts, bool only_try)
 {
+    struct quarantine *qu;
     if (!only_try)
-        cm_lock(&quarantine_lock);
-    else if (!cm_trylock(&quarantine_lock))
+        qu = quarantine_lock();
+    else if (!cm_trylock(&(qu = (struct quarantine *)__atomic_load_n(&quarantine_now,
+                                                                   __ATOMIC_ACQUIRE))->lock))
         return;
-    for (unsigned i = 0; i < quarantine.count; i++) {
-        const void *p = quarantine.slot[(quarantine.head + i) % QUARANTINE_SLOTS].p;
+    for (unsigned i = 0; i < qu->count; i++) {
+        const void *p = qu->slot[(qu->head + i) % QUARANTINE_SLOTS].p;
         const struct cm_segment *s = cm_segment_of(p);
         if (s->arena == a)
             counts[s->page_cls[cm_page_index(p)]]++;
     }
-    cm_unlock(&quarantine_lock);
+    cm_unlock(&qu->lock);
 }
 
 /* A run given back to its arena may come back as blocks of another class,
