@@ -220,9 +220,8 @@ CM_EXPORT int posix_memalign(void **out, size_t align, size_t n)
 {
     if (align == 0 || align % sizeof(void *) || (align & (align - 1)))
         return EINVAL;
-    int saved = errno;
+    /* Like glibc's, a failure leaves errno at ENOMEM as well. */
     void *p = cm_memalign(align, n);
-    errno = saved;
     if (!p)
         return ENOMEM;
     *out = p;
