@@ -319,6 +319,12 @@ CM_EXPORT void free_aligned_sized(void *p, size_t align, size_t size)
 #define CM_ALIAS(name) __attribute__((alias(#name), visibility("default")))
 #endif
 void *__libc_malloc(size_t n) CM_ALIAS(malloc);
+/* This copy's own malloc, whatever the process's resolves to (init.c). */
+#if __has_attribute(copy)
+void *cm_own_malloc(size_t n) __attribute__((alias("malloc"), copy(malloc)));
+#else
+void *cm_own_malloc(size_t n) __attribute__((alias("malloc")));
+#endif
 void __libc_free(void *p) CM_ALIAS(free);
 void *__libc_calloc(size_t count, size_t size) CM_ALIAS(calloc);
 void *__libc_realloc(void *p, size_t n) CM_ALIAS(realloc);

@@ -350,6 +350,7 @@ static inline void cm_zero_new_block(void *p, size_t n)
 }
 
 /* ---- api.c: the core paths under the entry points ---- */
+void *cm_own_malloc(size_t n);
 void *cm_alloc_aligned(size_t align, size_t n);
 unsigned cm_aligned_class(size_t align, size_t n);
 void *cm_core_realloc(void *p, size_t n);

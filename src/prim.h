@@ -53,6 +53,13 @@ void cm_prim_random_seed(uintptr_t out[2]);
 const char *cm_prim_getenv(const char *name);
 bool cm_prim_have_environ(void);
 
+/* Whether the process's symbol name (the first definition in the global
+ * scope) is defined by another object than the one holding own, found
+ * without allocating. A non-PIE program that takes the function's address
+ * makes a stub of its own the symbol's address, which hides where the
+ * definition is: that counts as no other. */
+bool cm_prim_defined_elsewhere(const char *name, const void *own);
+
 /* Installs handler for sig unless the signal has a handler already;
  * returns whether it did. */
 bool cm_prim_signal_install(int sig, void (*handler)(int));
