@@ -153,12 +153,19 @@ CM_EXPORT void *reallocarray(void *p, size_t count, size_t size)
     return realloc(p, total);
 }
 
+/* Alignments above this get a mapping of their own, as in glibc (whose
+ * mmap threshold they pass): a class block would take a run at least as
+ * large as the alignment, whatever the size asked, and a run of such blocks
+ * keeps its segment's address space until malloc_trim, where a mapping goes
+ * back whole at free. */
+#define CM_ALIGN_OWN_MAPPING ((size_t)64 << 10)
+
 /* The smallest class whose blocks all have the alignment: its size is a
  * multiple of it and its runs (aligned to their own size) are too. */
 unsigned cm_aligned_class(size_t align, size_t n)
 {
     size_t need = n > align ? n : align;
-    if (need > CM_MAX_CLASS_SIZE)
+    if (need > CM_MAX_CLASS_SIZE || align > CM_ALIGN_OWN_MAPPING)
         return 0;
     for (unsigned cls = cm_size_class(need); cls <= CM_NCLASSES; cls++) {
         const struct cm_class *c = &cm_classes[cls];
