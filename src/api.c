@@ -133,7 +133,7 @@ void *cm_core_realloc(void *p, size_t n)
         }
         return realloc_move(p, c->size, n);
     }
-    if (n > CM_MAX_CLASS_SIZE || n >= cm_opt.mmap_threshold)
+    if (cm_maps_own(n))
         return cm_huge_realloc(info.segment, n);
     return realloc_move(p, cm_huge_usable(info.segment), n);
 }
@@ -165,11 +165,11 @@ CM_EXPORT void *reallocarray(void *p, size_t count, size_t size)
 unsigned cm_aligned_class(size_t align, size_t n)
 {
     size_t need = n > align ? n : align;
-    if (need > CM_MAX_CLASS_SIZE || align > CM_ALIGN_OWN_MAPPING)
+    if (need > CM_MAX_CLASS_SIZE || (align > CM_ALIGN_OWN_MAPPING && cm_huge_may_map()))
         return 0;
     for (unsigned cls = cm_size_class(need); cls <= CM_NCLASSES; cls++) {
         const struct cm_class *c = &cm_classes[cls];
-        if (c->size >= cm_opt.mmap_threshold)
+        if (cm_maps_own(c->size))
             return 0;
         if (c->size % align == 0 && (CM_PAGE_SIZE << c->order) % align == 0)
             return cls;

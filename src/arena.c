@@ -54,12 +54,15 @@ unsigned cm_arena_register_extra(struct cm_arena *a, const char *name)
 
 void cm_ext_set_mode(unsigned bits, bool on)
 {
+    uint8_t was;
     if (on)
-        __atomic_fetch_or(&cm_hot.ext, (uint8_t)bits, __ATOMIC_RELEASE);
+        was = __atomic_fetch_or(&cm_hot.ext, (uint8_t)bits, __ATOMIC_RELEASE);
     else
-        __atomic_fetch_and(&cm_hot.ext, (uint8_t)~bits, __ATOMIC_RELEASE);
+        was = __atomic_fetch_and(&cm_hot.ext, (uint8_t)~bits, __ATOMIC_RELEASE);
     if (on && (bits & CM_EXT_CALLS))
         cm_tcache_countdown_all(0);
+    if ((bits & CM_EXT_FREES) && !(was & CM_EXT_FREES) == on)
+        cm_tcache_retag_all();
 }
 
 struct cm_ext cm_ext;

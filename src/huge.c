@@ -89,6 +89,12 @@ static void account(ptrdiff_t count, ptrdiff_t bytes)
     }
 }
 
+/* M_MMAP_MAX: the huge blocks there may be (none for 0 or less). */
+bool cm_huge_may_map(void)
+{
+    return (long long)__atomic_load_n(&huge_count, __ATOMIC_RELAXED) < (long long)cm_opt.mmap_max;
+}
+
 void cm_huge_stats_get(struct cm_huge_stats *out)
 {
     out->count = __atomic_load_n(&huge_count, __ATOMIC_RELAXED);

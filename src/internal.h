@@ -46,6 +46,7 @@ struct cm_options {
     int stats_signal;        /* signal that prints the stats; 0 = none */
     int verbose;
     int hardened;            /* read at start-up only: see cm_guard_init */
+    int mmap_max;            /* mallopt M_MMAP_MAX: huge blocks at most */
 };
 
 extern struct cm_options cm_opt;
@@ -279,6 +280,15 @@ struct cm_huge_stats {
     size_t count, bytes, max_count, max_bytes;
 };
 void cm_huge_stats_get(struct cm_huge_stats *out);
+bool cm_huge_may_map(void);
+
+/* Whether a request of n bytes gets a mapping of its own: above the largest
+ * class it must; from the mmap threshold up it does while M_MMAP_MAX
+ * allows. */
+static inline bool cm_maps_own(size_t n)
+{
+    return n > CM_MAX_CLASS_SIZE || (n >= cm_opt.mmap_threshold && cm_huge_may_map());
+}
 
 /* ---- tcache.c: the per-thread cache ---- */
 extern __thread struct cm_tcache cm_tls __attribute__((tls_model("initial-exec")));
@@ -297,6 +307,7 @@ void cm_tcache_set_capacity(struct cm_tcache *tc, unsigned cls, uint32_t cap);
 bool cm_block_is_free(struct cm_tcache *tc, struct cm_segment *s, void *p, unsigned cls);
 void cm_count_request(size_t n);
 void cm_tcache_countdown_all(uint64_t bytes);
+void cm_tcache_retag_all(void);
 void cm_countdown_arm(uint64_t bytes);
 uint64_t cm_tcache_requested(const struct cm_tcache *tc);
 

@@ -54,6 +54,9 @@ struct cm_ext {
      * although the core counts them as handed out; only_try: never wait
      * for a lock (a signal handler's report). */
     void (*held_blocks)(const struct cm_arena *a, size_t *counts, bool only_try);
+    /* mallopt(M_PERTURB, value): fill blocks handed out and given back
+     * with a byte made from value, as glibc does; 0 turns it off. */
+    void (*set_perturb)(int value);
     /* Bytes at the end of every huge block's mapping that must stay
      * inaccessible. */
     size_t huge_tail;

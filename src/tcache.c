@@ -67,6 +67,21 @@ void cm_tcache_countdown_all(uint64_t bytes)
     }
 }
 
+static uint8_t fast_free_tag(const struct cm_arena *a);
+
+/* CM_EXT_FREES came or went: every attached thread's tag follows, so that
+ * its frees take the slow path to the features, or stop doing so. A thread
+ * in the middle of a free may still use the old tag once. */
+void cm_tcache_retag_all(void)
+{
+    for (unsigned i = 0, n = __atomic_load_n(&cm_narenas, __ATOMIC_ACQUIRE); i < n; i++) {
+        struct cm_arena *a = cm_arena_lock_current(cm_arenas[i]);
+        for (struct cm_tcache *tc = a->threads; tc; tc = tc->next)
+            __atomic_store_n(&tc->tag, fast_free_tag(a), __ATOMIC_RELAXED);
+        cm_unlock(&a->lock);
+    }
+}
+
 /* Lets a feature that samples allocations set this thread's countdown to
  * the bytes until its next sample. */
 void cm_countdown_arm(uint64_t bytes)
@@ -237,7 +252,7 @@ CM_NOINLINE void *cm_alloc_crossed(size_t n)
 
 CM_NOINLINE void *cm_alloc_slow(size_t n)
 {
-    if (n > CM_MAX_CLASS_SIZE || n >= cm_opt.mmap_threshold) {
+    if (cm_maps_own(n)) {
         cm_ensure_init();
         return cm_huge_alloc(n, 0);
     }

@@ -16,6 +16,7 @@ enum cm_feature {
     CM_FEAT_HOOKS = 1,     /* hooks.c: at least one hook is installed */
     CM_FEAT_HARDENED = 2,  /* hardened.c: hardened mode */
     CM_FEAT_VALGRIND = 4,  /* valgrind.c: running under Valgrind */
+    CM_FEAT_PERTURB = 8,   /* dispatch.c: mallopt(M_PERTURB) */
 };
 #define CM_FEAT_GUARDS (CM_FEAT_HARDENED | CM_FEAT_VALGRIND)
 

@@ -442,7 +442,7 @@ void *cm_guard_realloc(void *p, size_t n)
         if (request > CM_MAX_CLASS_SIZE || cm_size_class(request) != b.info.cls)
             return NULL;
     } else {
-        if (request <= CM_MAX_CLASS_SIZE && request < cm_opt.mmap_threshold)
+        if (!cm_maps_own(request))
             return NULL;
         q = cm_huge_realloc(b.info.segment, request);
         if (!q)

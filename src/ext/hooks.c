@@ -178,7 +178,7 @@ void *cm_traced_alloc(size_t n, size_t align)
     cm_ensure_init();
     cm_count_request(n);
     unsigned cls = 0;
-    if (n <= CM_MAX_CLASS_SIZE && n < cm_opt.mmap_threshold)
+    if (!cm_maps_own(n))
         cls = align > CM_ALIGNMENT ? cm_aligned_class(align, n) : cm_size_class(n);
     if (!cls) {
         void *p = cm_huge_alloc(n, align > CM_ALIGNMENT ? align : 0);
