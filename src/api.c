@@ -135,14 +135,13 @@ void *cm_core_realloc(void *p, size_t n)
                 return p;
             /* A block alone in its run may take any size the run holds. */
             const struct cm_class *target = &cm_classes[cls];
-            if (c->nblocks == 1 && target->nblocks == 1 && target->order == c->order) {
-                cm_arena_reclass(info.segment, p, info.cls, cls);
+            if (c->nblocks == 1 && target->nblocks == 1 && target->order == c->order &&
+                cm_arena_reclass(info.segment, p, info.cls, cls))
                 return p;
-            }
         }
         return realloc_move(p, c->size, n);
     }
-    if (n > CM_MAX_CLASS_SIZE || n >= cm_opt.mmap_threshold)
+    if (cm_maps_own(n))
         return cm_huge_realloc(info.segment, n);
     return realloc_move(p, cm_huge_usable(info.segment), n);
 }
@@ -162,16 +161,23 @@ CM_EXPORT void *reallocarray(void *p, size_t count, size_t size)
     return realloc(p, total);
 }
 
+/* Alignments above this get a mapping of their own, as in glibc (whose
+ * mmap threshold they pass): a class block would take a run at least as
+ * large as the alignment, whatever the size asked, and a run of such blocks
+ * keeps its segment's address space until malloc_trim, where a mapping goes
+ * back whole at free. */
+#define CM_ALIGN_OWN_MAPPING ((size_t)64 << 10)
+
 /* The smallest class whose blocks all have the alignment: its size is a
  * multiple of it and its runs (aligned to their own size) are too. */
 unsigned cm_aligned_class(size_t align, size_t n)
 {
     size_t need = n > align ? n : align;
-    if (need > CM_MAX_CLASS_SIZE)
+    if (need > CM_MAX_CLASS_SIZE || (align > CM_ALIGN_OWN_MAPPING && cm_huge_may_map()))
         return 0;
     for (unsigned cls = cm_size_class(need); cls <= CM_NCLASSES; cls++) {
         const struct cm_class *c = &cm_classes[cls];
-        if (c->size >= cm_opt.mmap_threshold)
+        if (cm_maps_own(c->size))
             return 0;
         if (c->size % align == 0 && (CM_PAGE_SIZE << c->order) % align == 0)
             return cls;
@@ -234,9 +240,8 @@ CM_EXPORT int posix_memalign(void **out, size_t align, size_t n)
 {
     if (align == 0 || align % sizeof(void *) || (align & (align - 1)))
         return EINVAL;
-    int saved = errno;
+    /* Like glibc's, a failure leaves errno at ENOMEM as well. */
     void *p = cm_memalign(align, n);
-    errno = saved;
     if (!p)
         return ENOMEM;
     *out = p;
@@ -334,6 +339,12 @@ CM_EXPORT void free_aligned_sized(void *p, size_t align, size_t size)
 #define CM_ALIAS(name) __attribute__((alias(#name), visibility("default")))
 #endif
 void *__libc_malloc(size_t n) CM_ALIAS(malloc);
+/* This copy's own malloc, whatever the process's resolves to (init.c). */
+#if __has_attribute(copy)
+void *cm_own_malloc(size_t n) __attribute__((alias("malloc"), copy(malloc)));
+#else
+void *cm_own_malloc(size_t n) __attribute__((alias("malloc")));
+#endif
 void __libc_free(void *p) CM_ALIAS(free);
 void *__libc_calloc(size_t count, size_t size) CM_ALIAS(calloc);
 void *__libc_realloc(void *p, size_t n) CM_ALIAS(realloc);

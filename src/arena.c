@@ -39,7 +39,7 @@ void cm_arena_boot(void)
 /* A feature's arena: a tag from the features' range, which no thread
  * holds, and an index after the core's for the statistics. Registered
  * during initialisation, before any thread uses it. */
-void cm_arena_register_extra(struct cm_arena *a, const char *name)
+unsigned cm_arena_register_extra(struct cm_arena *a, const char *name)
 {
     unsigned i = cm_nextra_arenas;
     if (i == CM_MAX_EXTRA_ARENAS)
@@ -49,16 +49,20 @@ void cm_arena_register_extra(struct cm_arena *a, const char *name)
     cm_extra_arenas[i] = a;
     cm_extra_arena_names[i] = name;
     cm_nextra_arenas = i + 1;
+    return i;
 }
 
 void cm_ext_set_mode(unsigned bits, bool on)
 {
+    uint8_t was;
     if (on)
-        __atomic_fetch_or(&cm_hot.ext, (uint8_t)bits, __ATOMIC_RELEASE);
+        was = __atomic_fetch_or(&cm_hot.ext, (uint8_t)bits, __ATOMIC_RELEASE);
     else
-        __atomic_fetch_and(&cm_hot.ext, (uint8_t)~bits, __ATOMIC_RELEASE);
+        was = __atomic_fetch_and(&cm_hot.ext, (uint8_t)~bits, __ATOMIC_RELEASE);
     if (on && (bits & CM_EXT_CALLS))
         cm_tcache_countdown_all(0);
+    if ((bits & CM_EXT_FREES) && !(was & CM_EXT_FREES) == on)
+        cm_tcache_retag_all();
 }
 
 struct cm_ext cm_ext;
@@ -69,13 +73,53 @@ static unsigned arena_limit(void)
     return limit == 0 || limit > CM_MAX_ARENAS ? CM_MAX_ARENAS : limit;
 }
 
-static struct cm_arena *arena_create(void)
+static struct cm_arena *arena_map(void)
 {
     size_t size = (sizeof(struct cm_arena) + CM_PAGE_SIZE - 1) & ~(CM_PAGE_SIZE - 1);
-    struct cm_arena *a = cm_os_map(size);
+    return cm_os_map(size);
+}
+
+static struct cm_arena *arena_create(void)
+{
+    struct cm_arena *a = arena_map();
     if (a)
         arena_init(a, cm_narenas);
     return a;
+}
+
+/* In a forked child: an arena some thread held locked at the fork may be
+ * halfway through an update. A fresh arena takes its index and tag, and the
+ * old one stays as it is for the update to finish on, if this thread was
+ * the one making it (fork.c). Returns the arena now in old's place. */
+static struct cm_arena *replace_if_locked(struct cm_arena *old)
+{
+    if (!cm_lock_abandon_if_held(&old->lock))
+        return old;
+    struct cm_arena *fresh = arena_map();
+    if (!fresh)
+        cm_fatal("fork: no memory for a fresh arena in the child");
+    fresh->index = old->index;
+    fresh->tag = old->tag;
+    old->abandoned = 1;
+    return fresh;
+}
+
+/* Locks a, or, if a forked child abandoned it (while this thread waited),
+ * the arena in its place. Returns the arena it locked. */
+struct cm_arena *cm_arena_lock_current(struct cm_arena *a)
+{
+    while (cm_unlikely(!cm_lock_live(&a->lock)))
+        a = a->index < CM_MAX_ARENAS ? cm_arenas[a->index]
+                                     : cm_extra_arenas[a->index - CM_MAX_ARENAS];
+    return a;
+}
+
+void cm_arena_fork_child(void)
+{
+    for (unsigned i = 0; i < cm_narenas; i++)
+        cm_arenas[i] = replace_if_locked(cm_arenas[i]);
+    for (unsigned i = 0; i < cm_nextra_arenas; i++)
+        cm_extra_arenas[i] = replace_if_locked(cm_extra_arenas[i]);
 }
 
 /* Picks an arena for a new thread and counts the thread in it. */
@@ -173,6 +217,8 @@ static struct cm_block *bin_take(struct cm_arena *a, unsigned cls)
 void cm_arena_push_remote(struct cm_arena *a, unsigned cls, struct cm_block *first,
                           struct cm_block *last)
 {
+    if (cm_unlikely(a->abandoned))
+        return;
     struct cm_block *head = __atomic_load_n(&a->remote[cls], __ATOMIC_RELAXED);
     do
         last->next_enc = cm_link_encode(head);
@@ -180,8 +226,7 @@ void cm_arena_push_remote(struct cm_arena *a, unsigned cls, struct cm_block *fir
                                         __ATOMIC_RELAXED));
     /* An arena without threads has nobody to refill from it, and so nobody
      * to take the blocks back. */
-    if (__atomic_load_n(&a->nthreads, __ATOMIC_RELAXED) == 0) {
-        cm_lock(&a->lock);
+    if (__atomic_load_n(&a->nthreads, __ATOMIC_RELAXED) == 0 && cm_lock_live(&a->lock)) {
         cm_arena_collect_remote(a);
         cm_unlock(&a->lock);
     }
@@ -238,7 +283,12 @@ unsigned cm_arena_fill(struct cm_arena *a, unsigned cls, struct cm_tcache *tc, u
         b = next;
     }
     if (b || !got) {
-        cm_lock(&a->lock);
+        struct cm_arena *locked = cm_arena_lock_current(a);
+        /* The rest of the chain belongs to an abandoned arena. */
+        if (cm_unlikely(locked != a)) {
+            a = locked;
+            b = NULL;
+        }
         free_chain_locked(a, b, cls);
         for (; got < want; got++) {
             struct cm_block *fresh = bin_take(a, cls);
@@ -256,7 +306,7 @@ unsigned cm_arena_fill(struct cm_arena *a, unsigned cls, struct cm_tcache *tc, u
 
 void *cm_arena_alloc(struct cm_arena *a, unsigned cls)
 {
-    cm_lock(&a->lock);
+    a = cm_arena_lock_current(a);
     struct cm_block *b = bin_take(a, cls);
     CM_DEBUG_CHECK_ARENA(a);
     cm_unlock(&a->lock);
@@ -311,7 +361,8 @@ void cm_arena_free_locked(struct cm_arena *a, struct cm_segment *s, void *p, uns
 
 void cm_arena_free(struct cm_arena *a, struct cm_segment *s, void *p, unsigned cls)
 {
-    cm_lock(&a->lock);
+    if (cm_unlikely(a->abandoned) || !cm_lock_live(&a->lock))
+        return;
     cm_arena_free_locked(a, s, p, cls);
     CM_DEBUG_CHECK_ARENA(a);
     cm_unlock(&a->lock);
@@ -321,11 +372,12 @@ void cm_arena_free(struct cm_arena *a, struct cm_segment *s, void *p, unsigned c
  * to, which has one-block runs of the same order: realloc within a run's
  * pages without copying. Counted as a free of the old class and an
  * allocation of the new one. */
-void cm_arena_reclass(struct cm_segment *s, void *p, unsigned from, unsigned to)
+bool cm_arena_reclass(struct cm_segment *s, void *p, unsigned from, unsigned to)
 {
     struct cm_arena *a = s->arena;
     struct cm_run *r = cm_run_of_block(s, p, from);
-    cm_lock(&a->lock);
+    if (cm_unlikely(a->abandoned) || !cm_lock_live(&a->lock))
+        return false;
     r->cls = (uint8_t)to;
     memset(&s->page_cls[cm_run_first_page(r)], (int)to, (size_t)1 << r->order);
     a->bins[from].nruns--;
@@ -336,6 +388,7 @@ void cm_arena_reclass(struct cm_segment *s, void *p, unsigned from, unsigned to)
     if (a->bytes_out > a->bytes_out_peak)
         a->bytes_out_peak = a->bytes_out;
     cm_unlock(&a->lock);
+    return true;
 }
 
 /* Whether p, which carries the free key, really is free in its run (or was
@@ -345,7 +398,8 @@ bool cm_arena_block_is_free(struct cm_arena *a, struct cm_segment *s, void *p, u
     const struct cm_class *c = &cm_classes[cls];
     struct cm_run *r = cm_run_of_block(s, p, cls);
     bool found = false;
-    cm_lock(&a->lock);
+    if (cm_unlikely(a->abandoned) || !cm_lock_live(&a->lock))
+        return false;
     cm_arena_collect_remote(a);
     if ((uintptr_t)p >= (uintptr_t)cm_run_base(r) + (uintptr_t)r->carved * c->size) {
         found = true;
@@ -386,7 +440,7 @@ static size_t release_empty_runs(struct cm_arena *a)
  * and the free runs of the others purged. Returns whether anything was. */
 bool cm_arena_trim(struct cm_arena *a)
 {
-    cm_lock(&a->lock);
+    a = cm_arena_lock_current(a);
     cm_arena_collect_remote(a);
     size_t released = release_empty_runs(a) + cm_arena_release_segments(a);
     size_t purged = cm_arena_purge(a, 0);

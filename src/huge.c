@@ -36,14 +36,37 @@
 
 #include "internal.h"
 
-static struct cm_segment *aligned_registry;  /* under cm_heap_lock */
+/* Blocks aligned to 4 MiB or more, under registry_lock. Each change is one
+ * store of a link (release), so the list is whole between any two: a
+ * forked child that finds the lock held just resets it. */
+static struct cm_segment *aligned_registry;
+static cm_lock_t registry_lock;
 
 #define CM_HUGE_CACHE_SLOTS 8
 
-/* Under cm_heap_lock. Oldest first. */
-static struct cm_segment *huge_cache[CM_HUGE_CACHE_SLOTS];
-static unsigned huge_cache_len;
-static size_t huge_cache_bytes;
+/* Freed mappings kept for reuse, oldest first, under the cache's lock. A
+ * forked child that finds it held takes an empty cache instead, leaving
+ * the old one to the update under way, if this thread was making it. */
+struct huge_cache {
+    cm_lock_t lock;  /* first: see cm_lock_current */
+    unsigned len;
+    size_t bytes;
+    struct cm_segment *slot[CM_HUGE_CACHE_SLOTS];
+};
+
+static struct huge_cache cache_first;
+static cm_lock_t *cache_now = &cache_first.lock;
+
+static struct huge_cache *cache_lock(void)
+{
+    return (struct huge_cache *)cm_lock_current(&cache_now);
+}
+
+void cm_huge_fork_child(void)
+{
+    cm_lock_reset(&registry_lock);
+    cm_fork_replace_if_held(&cache_now, sizeof(struct huge_cache));
+}
 
 static size_t huge_count, huge_bytes, huge_max_count, huge_max_bytes;
 
@@ -64,6 +87,12 @@ static void account(ptrdiff_t count, ptrdiff_t bytes)
     while (b > m && !__atomic_compare_exchange_n(&huge_max_bytes, &m, b, true,
                                                  __ATOMIC_RELAXED, __ATOMIC_RELAXED)) {
     }
+}
+
+/* M_MMAP_MAX: the huge blocks there may be (none for 0 or less). */
+bool cm_huge_may_map(void)
+{
+    return (long long)__atomic_load_n(&huge_count, __ATOMIC_RELAXED) < (long long)cm_opt.mmap_max;
 }
 
 void cm_huge_stats_get(struct cm_huge_stats *out)
@@ -89,23 +118,23 @@ static bool protect_tail(struct cm_segment *s, bool up)
     return !tail || cm_os_protect((char *)s + s->map_size - tail, tail, !up);
 }
 
-static void cache_remove(unsigned i)
+static void cache_remove(struct huge_cache *c, unsigned i)
 {
-    huge_cache_bytes -= huge_cache[i]->map_size;
-    huge_cache_len--;
-    memmove(&huge_cache[i], &huge_cache[i + 1], (huge_cache_len - i) * sizeof huge_cache[0]);
+    __atomic_store_n(&c->bytes, c->bytes - c->slot[i]->map_size, __ATOMIC_RELAXED);
+    c->len--;
+    memmove(&c->slot[i], &c->slot[i + 1], (c->len - i) * sizeof c->slot[0]);
 }
 
 /* Moves the mappings that must leave the cache (expired ones, or all when
  * everything is true) into out[], to be unmapped after the lock is dropped.
  * Returns how many. */
-static unsigned cache_expire(struct cm_segment **out, bool everything)
+static unsigned cache_expire(struct huge_cache *c, struct cm_segment **out, bool everything)
 {
     uint64_t cutoff = cm_prim_now_ns() - (uint64_t)cm_opt.purge_delay_ms * 1000000u;
     unsigned n = 0;
-    while (huge_cache_len && (everything || huge_cache[0]->cached_at <= cutoff)) {
-        out[n++] = huge_cache[0];
-        cache_remove(0);
+    while (c->len && (everything || c->slot[0]->cached_at <= cutoff)) {
+        out[n++] = c->slot[0];
+        cache_remove(c, 0);
     }
     return n;
 }
@@ -124,21 +153,21 @@ static struct cm_segment *cache_take(size_t map_size)
 {
     struct cm_segment *expired[CM_HUGE_CACHE_SLOTS], *s = NULL;
     unsigned best = CM_HUGE_CACHE_SLOTS, largest = CM_HUGE_CACHE_SLOTS;
-    cm_lock(&cm_heap_lock);
-    unsigned nexpired = cache_expire(expired, false);
-    for (unsigned i = 0; i < huge_cache_len; i++) {
-        size_t size = huge_cache[i]->map_size;
-        if (size >= map_size && (best == CM_HUGE_CACHE_SLOTS || size < huge_cache[best]->map_size))
+    struct huge_cache *c = cache_lock();
+    unsigned nexpired = cache_expire(c, expired, false);
+    for (unsigned i = 0; i < c->len; i++) {
+        size_t size = c->slot[i]->map_size;
+        if (size >= map_size && (best == CM_HUGE_CACHE_SLOTS || size < c->slot[best]->map_size))
             best = i;
-        if (largest == CM_HUGE_CACHE_SLOTS || size > huge_cache[largest]->map_size)
+        if (largest == CM_HUGE_CACHE_SLOTS || size > c->slot[largest]->map_size)
             largest = i;
     }
     unsigned pick = best < CM_HUGE_CACHE_SLOTS ? best : largest;
     if (pick < CM_HUGE_CACHE_SLOTS) {
-        s = huge_cache[pick];
-        cache_remove(pick);
+        s = c->slot[pick];
+        cache_remove(c, pick);
     }
-    cm_unlock(&cm_heap_lock);
+    cm_unlock(&c->lock);
     unmap_all(expired, nexpired);
     if (!s)
         return NULL;
@@ -166,16 +195,16 @@ static bool cache_put(struct cm_segment *s)
     if (s->map_size > cm_opt.trim_threshold || cm_opt.purge_delay_ms == 0 || tail_size())
         return false;
     s->cached_at = cm_prim_now_ns();
-    cm_lock(&cm_heap_lock);
-    unsigned n = cache_expire(expired, false);
-    while (huge_cache_len && (huge_cache_len == CM_HUGE_CACHE_SLOTS ||
-                              huge_cache_bytes + s->map_size > cm_opt.trim_threshold)) {
-        expired[n++] = huge_cache[0];
-        cache_remove(0);
+    struct huge_cache *c = cache_lock();
+    unsigned n = cache_expire(c, expired, false);
+    while (c->len && (c->len == CM_HUGE_CACHE_SLOTS ||
+                      c->bytes + s->map_size > cm_opt.trim_threshold)) {
+        expired[n++] = c->slot[0];
+        cache_remove(c, 0);
     }
-    huge_cache[huge_cache_len++] = s;
-    huge_cache_bytes += s->map_size;
-    cm_unlock(&cm_heap_lock);
+    c->slot[c->len++] = s;
+    __atomic_store_n(&c->bytes, c->bytes + s->map_size, __ATOMIC_RELAXED);
+    cm_unlock(&c->lock);
     unmap_all(expired, n);
     return true;
 }
@@ -183,9 +212,9 @@ static bool cache_put(struct cm_segment *s)
 bool cm_huge_cache_flush(void)
 {
     struct cm_segment *all[CM_HUGE_CACHE_SLOTS];
-    cm_lock(&cm_heap_lock);
-    unsigned n = cache_expire(all, true);
-    cm_unlock(&cm_heap_lock);
+    struct huge_cache *c = cache_lock();
+    unsigned n = cache_expire(c, all, true);
+    cm_unlock(&c->lock);
     unmap_all(all, n);
     return n > 0;
 }
@@ -194,16 +223,18 @@ bool cm_huge_cache_flush(void)
 bool cm_huge_is_cached(const void *p)
 {
     bool found = false;
-    cm_lock(&cm_heap_lock);
-    for (unsigned i = 0; i < huge_cache_len && !found; i++)
-        found = (const char *)huge_cache[i] + huge_cache[i]->block_offset == p;
-    cm_unlock(&cm_heap_lock);
+    struct huge_cache *c = cache_lock();
+    for (unsigned i = 0; i < c->len && !found; i++)
+        found = (const char *)c->slot[i] + c->slot[i]->block_offset == p;
+    cm_unlock(&c->lock);
     return found;
 }
 
 size_t cm_huge_cached_bytes(void)
 {
-    return __atomic_load_n(&huge_cache_bytes, __ATOMIC_RELAXED);
+    const struct huge_cache *c = (const struct huge_cache *)__atomic_load_n(&cache_now,
+                                                                          __ATOMIC_ACQUIRE);
+    return __atomic_load_n(&c->bytes, __ATOMIC_RELAXED);
 }
 
 /* align is 0 or a power of two. */
@@ -245,10 +276,10 @@ void *cm_huge_alloc(size_t n, size_t align)
     s->mark = 0;
     s->block_offset = offset;
     if (offset >= CM_SEG_SIZE) {
-        cm_lock(&cm_heap_lock);
+        cm_lock(&registry_lock);
         s->next = aligned_registry;
-        aligned_registry = s;
-        cm_unlock(&cm_heap_lock);
+        __atomic_store_n(&aligned_registry, s, __ATOMIC_RELEASE);
+        cm_unlock(&registry_lock);
     } else {
         cm_segmap_set(s, CM_TAG_HUGE);
     }
@@ -261,24 +292,24 @@ struct cm_segment *cm_huge_find_aligned(const void *p)
     struct cm_segment *found = NULL;
     if (!__atomic_load_n(&aligned_registry, __ATOMIC_RELAXED))
         return NULL;
-    cm_lock(&cm_heap_lock);
+    cm_lock(&registry_lock);
     for (struct cm_segment *s = aligned_registry; s && !found; s = s->next) {
         if ((const char *)s + s->block_offset == p)
             found = s;
     }
-    cm_unlock(&cm_heap_lock);
+    cm_unlock(&registry_lock);
     return found;
 }
 
 void cm_huge_free(struct cm_segment *s)
 {
     if (s->block_offset >= CM_SEG_SIZE) {
-        cm_lock(&cm_heap_lock);
+        cm_lock(&registry_lock);
         struct cm_segment **link = &aligned_registry;
         while (*link != s)
             link = &(*link)->next;
-        *link = s->next;
-        cm_unlock(&cm_heap_lock);
+        __atomic_store_n(link, s->next, __ATOMIC_RELEASE);
+        cm_unlock(&registry_lock);
     } else {
         cm_segmap_clear(s);
     }

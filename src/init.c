@@ -94,8 +94,18 @@ static void reread_options(void)
     }
 }
 
+/* A second copy of the library in the process (a system-wide preload and
+ * an LD_PRELOAD of another path, or a dlopen) does not own malloc: the
+ * first copy does all the work, and this one stays dormant, with no
+ * initialisation, fork handlers, messages or reports of its own. */
+static bool dormant;
+
 __attribute__((constructor)) static void cm_constructor(void)
 {
+    if (cm_prim_defined_elsewhere("malloc", (const void *)cm_own_malloc)) {
+        dormant = true;
+        return;
+    }
     cm_ensure_init();
     if (options_read_without_environ && cm_prim_have_environ())
         reread_options();
@@ -127,6 +137,6 @@ __attribute__((constructor)) static void cm_constructor(void)
 
 __attribute__((destructor)) static void cm_destructor(void)
 {
-    if (cm_opt.stats_at_exit != CM_STATS_NONE)
+    if (!dormant && cm_opt.stats_at_exit != CM_STATS_NONE)
         cm_stats_report_fd(stats_out(), cm_opt.stats_at_exit, false);
 }

@@ -46,6 +46,7 @@ struct cm_options {
     int stats_signal;        /* signal that prints the stats; 0 = none */
     int verbose;
     int hardened;            /* read at start-up only: see cm_guard_init */
+    int mmap_max;            /* mallopt M_MMAP_MAX: huge blocks at most */
 };
 
 extern struct cm_options cm_opt;
@@ -124,8 +125,6 @@ static inline uint64_t cm_random_next(uint64_t *state, uint64_t seed)
 }
 
 /* ---- os.c: the only seam to the kernel (sbrk, mmap, madvise) ---- */
-extern cm_lock_t cm_heap_lock;
-
 void *cm_os_map(size_t size);
 void *cm_os_map_aligned(size_t size, size_t align);
 void cm_os_unmap(void *p, size_t size);
@@ -135,6 +134,7 @@ bool cm_os_resize_in_place(void *p, size_t old_size, size_t new_size);
 void *cm_os_move_aligned(void *p, size_t old_size, size_t new_size, size_t align);
 struct cm_segment *cm_os_heap_segment(void);
 void cm_os_release_segment(struct cm_segment *s);
+void cm_os_fork_child(void);
 
 struct cm_os_stats {
     size_t held, held_peak;           /* bytes now and at most */
@@ -255,12 +255,14 @@ void cm_arena_free_locked(struct cm_arena *a, struct cm_segment *s, void *p,
 void cm_arena_free(struct cm_arena *a, struct cm_segment *s, void *p, unsigned cls);
 bool cm_arena_block_is_free(struct cm_arena *a, struct cm_segment *s, void *p,
                             unsigned cls);
-void cm_arena_reclass(struct cm_segment *s, void *p, unsigned from, unsigned to);
+bool cm_arena_reclass(struct cm_segment *s, void *p, unsigned from, unsigned to);
 bool cm_arena_trim(struct cm_arena *a);
 void cm_arena_push_remote(struct cm_arena *a, unsigned cls, struct cm_block *first,
                           struct cm_block *last);
 void cm_arena_collect_remote(struct cm_arena *a);
 bool cm_trim_all(void);
+void cm_arena_fork_child(void);
+struct cm_arena *cm_arena_lock_current(struct cm_arena *a);
 
 /* ---- huge.c: huge blocks, one mmap each ---- */
 void *cm_huge_alloc(size_t n, size_t align);
@@ -271,6 +273,7 @@ struct cm_segment *cm_huge_find_aligned(const void *p);
 bool cm_huge_cache_flush(void);
 bool cm_huge_is_cached(const void *p);
 size_t cm_huge_cached_bytes(void);
+void cm_huge_fork_child(void);
 /* A mark a feature may keep on a huge block (hooks: its allocation was
  * reported); a new block has none. */
 void cm_huge_set_mark(struct cm_segment *s, bool on);
@@ -280,6 +283,15 @@ struct cm_huge_stats {
     size_t count, bytes, max_count, max_bytes;
 };
 void cm_huge_stats_get(struct cm_huge_stats *out);
+bool cm_huge_may_map(void);
+
+/* Whether a request of n bytes gets a mapping of its own: above the largest
+ * class it must; from the mmap threshold up it does while M_MMAP_MAX
+ * allows. */
+static inline bool cm_maps_own(size_t n)
+{
+    return n > CM_MAX_CLASS_SIZE || (n >= cm_opt.mmap_threshold && cm_huge_may_map());
+}
 
 /* ---- zero.c: zero-size blocks, in a region never accessible ----
  * cm_zero_alloc: a unique address there for a request of 0 bytes aligned
@@ -311,6 +323,7 @@ void cm_tcache_set_capacity(struct cm_tcache *tc, unsigned cls, uint32_t cap);
 bool cm_block_is_free(struct cm_tcache *tc, struct cm_segment *s, void *p, unsigned cls);
 void cm_count_request(size_t n);
 void cm_tcache_countdown_all(uint64_t bytes);
+void cm_tcache_retag_all(void);
 void cm_countdown_arm(uint64_t bytes);
 uint64_t cm_tcache_requested(const struct cm_tcache *tc);
 
@@ -364,6 +377,7 @@ static inline void cm_zero_new_block(void *p, size_t n)
 }
 
 /* ---- api.c: the core paths under the entry points ---- */
+void *cm_own_malloc(size_t n);
 void *cm_alloc_aligned(size_t align, size_t n);
 unsigned cm_aligned_class(size_t align, size_t n);
 void *cm_core_realloc(void *p, size_t n);

@@ -23,6 +23,7 @@ struct cm_options cm_opt = {
     .trim_threshold = CM_DEFAULT_TRIM_THRESHOLD,
     .tcache_max_size = CM_DEFAULT_TCACHE_MAX_SIZE,
     .purge_delay_ms = 1000,
+    .mmap_max = 65536,
     .hardened = CM_HARDENED_DEFAULT,
 };
 
@@ -262,6 +263,26 @@ int cm_options_mallopt(int param, int value)
         /* glibc ignores values below 1 but still reports success. */
         if (value >= 1)
             cm_opt.arena_max = value > CM_MAX_ARENAS ? CM_MAX_ARENAS : (unsigned)value;
+        return 1;
+    case M_MMAP_MAX:
+        /* Any value, as in glibc: 0 or less, no huge block below the
+         * largest class (larger ones have no other home). */
+        __atomic_store_n(&cm_opt.mmap_max, value, __ATOMIC_RELAXED);
+        return 1;
+    case M_PERTURB:
+        /* A feature (src/ext); the minimal build accepts it and fills
+         * nothing. */
+        if (cm_ext.set_perturb)
+            cm_ext.set_perturb(value);
+        return 1;
+    case M_MXFAST:
+        /* glibc's fast bins up to 160 bytes; our thread caches do their
+         * work, so only glibc's range check remains. */
+        return (size_t)(long)value <= 80 * sizeof(size_t) / 4;
+    case M_TOP_PAD:
+        /* Heap segments come 4 MiB at a time: nothing to pad. */
+    case M_CHECK_ACTION:
+        /* Errors always print a message and abort. */
         return 1;
     default:
         return 0;

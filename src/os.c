@@ -15,9 +15,23 @@
 
 #include "internal.h"
 
-cm_lock_t cm_heap_lock;
+/* The sbrk heap's state, under its own lock. A forked child that finds the
+ * lock held replaces the state (cm_os_fork_child), leaving the old one to
+ * the update under way, if this thread was making it. */
+struct heap_state {
+    cm_lock_t lock;  /* first: see cm_lock_current */
+    bool exhausted;  /* sbrk failed, or may have been halfway at a fork */
+    /* Free sbrk segments below the top of the heap, purged, for reuse. */
+    struct cm_segment *free_segments;
+};
 
-static bool heap_exhausted;
+static struct heap_state heap_first;
+static cm_lock_t *heap_now = &heap_first.lock;
+
+static struct heap_state *heap_lock(void)
+{
+    return (struct heap_state *)cm_lock_current(&heap_now);
+}
 
 /* What cmalloc holds from the kernel, for the statistics. Every mapping,
  * unmapping and purge passes through this file, so counting here sees them
@@ -49,9 +63,6 @@ void cm_os_stats_get(struct cm_os_stats *out)
     out->unmapped = __atomic_load_n(&unmapped_total, __ATOMIC_RELAXED);
     out->purged = __atomic_load_n(&purged_total, __ATOMIC_RELAXED);
 }
-
-/* Free sbrk segments below the top of the heap, purged, for reuse. */
-static struct cm_segment *free_heap_segments;
 
 static void *raw_map(size_t size)
 {
@@ -176,16 +187,16 @@ struct cm_segment *cm_os_heap_segment(void)
 {
     int saved = errno;
     struct cm_segment *s = NULL;
-    cm_lock(&cm_heap_lock);
-    if (free_heap_segments) {
-        s = free_heap_segments;
-        free_heap_segments = s->next;
-    } else if (!heap_exhausted) {
+    struct heap_state *h = heap_lock();
+    if (h->free_segments) {
+        s = h->free_segments;
+        h->free_segments = s->next;
+    } else if (!h->exhausted) {
         s = sbrk_segment();
         if (!s)
-            heap_exhausted = true;
+            h->exhausted = true;
     }
-    cm_unlock(&cm_heap_lock);
+    cm_unlock(&h->lock);
     if (s) {
         s->from_mmap = 0;
     } else {
@@ -207,7 +218,7 @@ void cm_os_release_segment(struct cm_segment *s)
         errno = saved;
         return;
     }
-    cm_lock(&cm_heap_lock);
+    struct heap_state *h = heap_lock();
     if ((char *)s + CM_SEG_SIZE == cm_prim_sbrk(0)) {
         cm_prim_sbrk(-(intptr_t)CM_SEG_SIZE);
         note_unmapped(CM_SEG_SIZE);
@@ -215,7 +226,7 @@ void cm_os_release_segment(struct cm_segment *s)
         bool lowered = true;
         while (lowered) {
             lowered = false;
-            for (struct cm_segment **link = &free_heap_segments; *link; link = &(*link)->next) {
+            for (struct cm_segment **link = &h->free_segments; *link; link = &(*link)->next) {
                 if ((char *)*link + CM_SEG_SIZE == cm_prim_sbrk(0)) {
                     *link = (*link)->next;
                     cm_prim_sbrk(-(intptr_t)CM_SEG_SIZE);
@@ -227,9 +238,19 @@ void cm_os_release_segment(struct cm_segment *s)
         }
     } else {
         cm_os_purge(s, CM_SEG_SIZE);
-        s->next = free_heap_segments;
-        free_heap_segments = s;
+        s->next = h->free_segments;
+        h->free_segments = s;
     }
-    cm_unlock(&cm_heap_lock);
+    cm_unlock(&h->lock);
     errno = saved;
+}
+
+/* In a forked child: a heap whose lock was held may be halfway through
+ * moving the break or relinking its free segments. The child forgets those
+ * segments and grows the heap no more; heap segments come from mmap. */
+void cm_os_fork_child(void)
+{
+    struct heap_state *fresh = cm_fork_replace_if_held(&heap_now, sizeof *fresh);
+    if (fresh)
+        fresh->exhausted = true;
 }

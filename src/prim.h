@@ -37,6 +37,11 @@ uint32_t cm_prim_now_ms_coarse(void);
 
 /* Files and processes. */
 void cm_prim_write(int fd, const char *buf, size_t len);
+/* Turns the calling thread's cancellation off, returning the state to give
+ * back to cm_prim_cancel_restore: a report's writes are cancellation
+ * points, and a pending request must not cut the report short. */
+int cm_prim_cancel_off(void);
+void cm_prim_cancel_restore(int state);
 /* A close-on-exec copy of fd numbered at least min, or -1. */
 int cm_prim_dup_above(int fd, int min);
 int cm_prim_getpid(void);
@@ -49,6 +54,13 @@ void cm_prim_random_seed(uintptr_t out[2]);
  * environ up. */
 const char *cm_prim_getenv(const char *name);
 bool cm_prim_have_environ(void);
+
+/* Whether the process's symbol name (the first definition in the global
+ * scope) is defined by another object than the one holding own, found
+ * without allocating. A non-PIE program that takes the function's address
+ * makes a stub of its own the symbol's address, which hides where the
+ * definition is: that counts as no other. */
+bool cm_prim_defined_elsewhere(const char *name, const void *own);
 
 /* Installs handler for sig unless the signal has a handler already;
  * returns whether it did. */

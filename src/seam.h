@@ -13,8 +13,9 @@
  * - Arenas. A feature may register arenas of its own (the blocks it traces):
  *   they get tags the threads never hold, so their blocks never take the
  *   free fast path, and the core trims, reports and forks them with its own.
- * - Locks. Registered locks are taken around fork in the order of fork.c's
- *   table.
+ * - Fork. A forked child calls what the features registered with
+ *   cm_fork_register_child (fork.c): a lock found held there belongs to a
+ *   structure that may be halfway through a change.
  * - Slow-path callbacks: the order of a cache refill, a run given back to
  *   the pages, an inaccessible tail after huge blocks, and blocks a feature
  *   holds that the core still counts as handed out. */
@@ -53,8 +54,9 @@ struct cm_ext {
      * although the core counts them as handed out; only_try: never wait
      * for a lock (a signal handler's report). */
     void (*held_blocks)(const struct cm_arena *a, size_t *counts, bool only_try);
-    /* In a forked child, after the core reset its locks. */
-    void (*after_fork_child)(void);
+    /* mallopt(M_PERTURB, value): fill blocks handed out and given back
+     * with a byte made from value, as glibc does; 0 turns it off. */
+    void (*set_perturb)(int value);
     /* Bytes at the end of every huge block's mapping that must stay
      * inaccessible. */
     size_t huge_tail;
@@ -80,16 +82,25 @@ void cm_ext_attach(void);
 void cm_ext_set_mode(unsigned bits, bool on);
 
 /* Registers an arena of a feature's, zero-initialised but for its lock,
- * under a name the statistics give it. At most CM_MAX_EXTRA_ARENAS. */
+ * under a name the statistics give it. At most CM_MAX_EXTRA_ARENAS.
+ * Returns its slot in cm_extra_arenas, where a forked child may put a
+ * fresh arena in its place (fork.c): the feature finds it there. */
 #define CM_MAX_EXTRA_ARENAS 4
-void cm_arena_register_extra(struct cm_arena *a, const char *name);
+unsigned cm_arena_register_extra(struct cm_arena *a, const char *name);
 
-/* Features' locks, by where they sit in the lock order (fork.c). */
-enum cm_lock_rank {
-    CM_LOCK_OUTER,  /* held while the feature calls the malloc family */
-    CM_LOCK_INNER,  /* taken inside the core's locks, around no other */
-};
-void cm_fork_register_lock(cm_lock_t *lock, enum cm_lock_rank rank);
+/* in_child runs in a forked child, after the core has replaced what it
+ * found locked. For each of the feature's locks found held, it puts a whole
+ * structure under a free lock in place of the old one, and leaves the old
+ * one as it is: its holder may be the forking thread itself, which resumes
+ * its change when the signal handler that forked returns (fork.c). At most
+ * 4 features. */
+void cm_fork_register_child(void (*in_child)(void));
+
+/* In a forked child, for a structure of size bytes that starts with its
+ * lock, *now pointing to that lock (cm_lock_current): if the lock is held,
+ * abandons it and points *now to a zeroed structure in its place, which it
+ * returns; otherwise returns NULL. It never fails (the child dies instead). */
+void *cm_fork_replace_if_held(cm_lock_t **now, size_t size);
 
 #pragma GCC visibility pop
 

@@ -71,10 +71,8 @@ void cm_stats_thread_exit(struct cm_arena *a, struct cm_tcache *tc)
 
 static bool lock_arena(struct cm_arena *a, bool from_signal)
 {
-    if (!from_signal) {
-        cm_lock(&a->lock);
-        return true;
-    }
+    if (!from_signal)
+        return cm_lock_live(&a->lock);
     for (int i = 0; i < CM_SIGNAL_LOCK_TRIES; i++) {
         if (cm_trylock(&a->lock))
             return true;
@@ -393,8 +391,10 @@ void cm_stats_report_fd(int fd, int format, bool from_signal)
         return;
     if (!from_signal)
         cm_ensure_init();
+    int cancel = cm_prim_cancel_off();
     struct emitter e = {.sink = fd_sink, .ctx = &fd};
     report(&e, format, from_signal);
+    cm_prim_cancel_restore(cancel);
     if (from_signal)
         __atomic_store_n(&signal_report_running, 0, __ATOMIC_RELEASE);
 }
@@ -420,8 +420,10 @@ CM_EXPORT int cmalloc_stats_print(FILE *fp, const char *format)
         return 0;
     }
     cm_ensure_init();
+    int cancel = cm_prim_cancel_off();
     struct emitter e = {.sink = file_sink, .ctx = fp};
     report(&e, f, false);
+    cm_prim_cancel_restore(cancel);
     return 0;
 }
 
@@ -473,6 +475,7 @@ int cm_stats_malloc_info(int options, FILE *fp)
     struct cm_arena *a;
 
     cm_ensure_init();
+    int cancel = cm_prim_cancel_off();
     emit(&e, "<malloc version=\"1\">\n");
     for (unsigned i = 0; (a = arena_at(i)); i++) {
         snapshot_arena(a, &snap, false);
@@ -516,5 +519,6 @@ int cm_stats_malloc_info(int options, FILE *fp)
     emit(&e, "<aspace type=\"mprotect\" size=\"%zu\"/>\n", system + huge.bytes);
     emit(&e, "</malloc>\n");
     flush(&e);
+    cm_prim_cancel_restore(cancel);
     return 0;
 }

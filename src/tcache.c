@@ -56,14 +56,28 @@ void cm_tcache_countdown_all(uint64_t bytes)
 {
     countdown_arm(&cm_tls, bytes);
     for (unsigned i = 0, n = __atomic_load_n(&cm_narenas, __ATOMIC_ACQUIRE); i < n; i++) {
-        struct cm_arena *a = cm_arenas[i];
-        cm_lock(&a->lock);
+        struct cm_arena *a = cm_arena_lock_current(cm_arenas[i]);
         for (struct cm_tcache *tc = a->threads; tc; tc = tc->next) {
             if (tc == &cm_tls)
                 continue;
             uint64_t left = __atomic_exchange_n(&tc->countdown, bytes, __ATOMIC_RELAXED);
             __atomic_fetch_add(&tc->requested_base, bytes - left, __ATOMIC_RELAXED);
         }
+        cm_unlock(&a->lock);
+    }
+}
+
+static uint8_t fast_free_tag(const struct cm_arena *a);
+
+/* CM_EXT_FREES came or went: every attached thread's tag follows, so that
+ * its frees take the slow path to the features, or stop doing so. A thread
+ * in the middle of a free may still use the old tag once. */
+void cm_tcache_retag_all(void)
+{
+    for (unsigned i = 0, n = __atomic_load_n(&cm_narenas, __ATOMIC_ACQUIRE); i < n; i++) {
+        struct cm_arena *a = cm_arena_lock_current(cm_arenas[i]);
+        for (struct cm_tcache *tc = a->threads; tc; tc = tc->next)
+            __atomic_store_n(&tc->tag, fast_free_tag(a), __ATOMIC_RELAXED);
         cm_unlock(&a->lock);
     }
 }
@@ -101,8 +115,12 @@ static void tcache_attach(struct cm_tcache *tc)
 {
     cm_ensure_init();
     struct cm_arena *a = cm_arena_choose();
+    /* A forked child may have replaced it while this thread, interrupted,
+     * was choosing (fork.c). */
+    while (cm_unlikely(a->abandoned))
+        a = cm_arena_choose();
+    a = cm_arena_lock_current(a);
     tc->arena = a;
-    cm_lock(&a->lock);
     tc->prev = NULL;
     tc->next = a->threads;
     if (a->threads)
@@ -135,11 +153,16 @@ static void tcache_flush(struct cm_tcache *tc, unsigned cls, unsigned n)
     while (n-- && !cm_tbin_is_empty(tc, cls)) {
         struct cm_block *b = cm_tbin_pop(tc, cls);
         struct cm_segment *s = cm_segment_of(b);
+        if (cm_unlikely(s->arena->abandoned))
+            continue;
         if (s->arena != locked) {
             if (locked)
                 cm_unlock(&locked->lock);
             locked = s->arena;
-            cm_lock(&locked->lock);
+            if (cm_unlikely(!cm_lock_live(&locked->lock))) {
+                locked = NULL;
+                continue;
+            }
         }
         cm_arena_free_locked(locked, s, b, cls);
     }
@@ -234,7 +257,7 @@ CM_NOINLINE void *cm_alloc_slow(size_t n)
         if (z)
             return z;
     }
-    if (n > CM_MAX_CLASS_SIZE || n >= cm_opt.mmap_threshold) {
+    if (cm_maps_own(n)) {
         cm_ensure_init();
         return cm_huge_alloc(n, 0);
     }
@@ -386,8 +409,7 @@ void cm_tcache_thread_exit(void *arg)
     for (unsigned cls = 1; cls <= CM_NCLASSES; cls++)
         cm_tcache_set_capacity(tc, cls, 0);
     tc->tag = CM_TAG_NONE;
-    struct cm_arena *a = tc->arena;
-    cm_lock(&a->lock);
+    struct cm_arena *a = cm_arena_lock_current(tc->arena);
     if (tc->prev)
         tc->prev->next = tc->next;
     else
@@ -406,6 +428,8 @@ void cm_tcache_thread_exit(void *arg)
  * tcache), but they must no longer count as threads of their arenas. */
 void cm_tcache_after_fork_child(void)
 {
+    if (cm_tls.state == CM_TC_ACTIVE && cm_tls.arena->abandoned)
+        cm_tls.arena = cm_arenas[cm_tls.arena->index];
     for (unsigned i = 0; i < cm_narenas; i++) {
         struct cm_arena *a = cm_arenas[i];
         bool mine = cm_tls.state == CM_TC_ACTIVE && cm_tls.arena == a;

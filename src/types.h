@@ -133,11 +133,17 @@ struct cm_tcache;
 
 /* An arena: a pool of segments with its own lock. Threads are attached to an
  * arena and refill their caches from it; threads of other arenas give its
- * blocks back through the remote stacks, without the lock. */
+ * blocks back through the remote stacks, without the lock.
+ *
+ * An abandoned arena is one a forked child found locked (fork.c): another
+ * arena with its index and tag has taken its place, nothing takes its lock
+ * again but the thread that held it at the fork, and blocks freed back to
+ * it are dropped. Its memory is never reused. */
 struct cm_arena {
     cm_lock_t lock;
     unsigned index;
     uint8_t tag;                          /* in the segment map for its segments */
+    uint8_t abandoned;
     unsigned nthreads;                    /* attached thread caches */
     struct cm_tcache *threads;            /* attached thread caches */
     struct cm_segment *segments;

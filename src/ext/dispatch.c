@@ -27,8 +27,37 @@ void cm_features_set(unsigned bits, bool on)
     else
         __atomic_fetch_and(&cm_features, (uint8_t)~bits, __ATOMIC_RELEASE);
     unsigned now = cm_features_now();
-    cm_ext_set_mode(CM_EXT_FREES, now & CM_FEAT_GUARDS);
+    cm_ext_set_mode(CM_EXT_FREES, now & (CM_FEAT_GUARDS | CM_FEAT_PERTURB));
     cm_ext_set_mode(CM_EXT_CALLS, now != 0);
+}
+
+/* mallopt(M_PERTURB): glibc fills a block handed out (but for calloc) with
+ * the byte's complement and one given back with the byte itself, so that
+ * code relying on fresh or freed memory's contents shows. The guards fill
+ * freed blocks with their own pattern instead. */
+static int perturb_byte;
+
+static void set_perturb(int value)
+{
+    __atomic_store_n(&perturb_byte, value, __ATOMIC_RELAXED);
+    cm_features_set(CM_FEAT_PERTURB, value != 0);
+}
+
+static void perturb_alloc(void *p, size_t n)
+{
+    memset(p, (perturb_byte ^ 0xff) & 0xff, n);
+}
+
+/* A small block given back, as glibc does (huge blocks are unmapped or
+ * cached untouched). Not one that is free already: the free that follows
+ * must still see its free key and report the double free. */
+static void perturb_free(void *p)
+{
+    struct cm_block_info info = cm_locate(p);
+    if (!info.cls || (((struct cm_block *)p)->free_key == cm_hot.free_key &&
+                      cm_block_is_free(cm_tcache_get(), info.segment, p, info.cls)))
+        return;
+    memset(p, perturb_byte & 0xff, cm_classes[info.cls].size);
 }
 
 static int owns_without_guards(const void *p)
@@ -44,13 +73,14 @@ void cm_ext_attach(void)
     cm_ext.realloc = cm_ext_realloc;
     cm_ext.usable = cm_ext_usable;
     cm_ext.owns = owns_without_guards;
+    cm_ext.set_perturb = set_perturb;
     cm_hooks_attach();
     cm_guard_attach();
 }
 
 static bool block_is_traced(struct cm_block_info info)
 {
-    return info.cls ? info.segment->arena == &cm_traced_arena : cm_huge_marked(info.segment);
+    return info.cls ? cm_hooks_arena_is_traced(info.segment->arena) : cm_huge_marked(info.segment);
 }
 
 static size_t usable(void *p, unsigned ext)
@@ -89,9 +119,11 @@ static void *alloc_block(size_t n, size_t align, bool traced, bool zero, unsigne
     if (!p)
         return NULL;
     if (ext & CM_FEAT_GUARDS)
-        return cm_guard_after_alloc(p, n, zero);
-    if (zero)
+        p = cm_guard_after_alloc(p, n, zero);
+    else if (zero)
         cm_zero_new_block(p, n);
+    if ((ext & CM_FEAT_PERTURB) && !zero)
+        perturb_alloc(p, n);
     return p;
 }
 
@@ -99,6 +131,8 @@ static inline void free_block(void *p, unsigned ext)
 {
     if ((ext & CM_FEAT_GUARDS) && !cm_guard_before_free(p))
         return;
+    if ((ext & (CM_FEAT_GUARDS | CM_FEAT_PERTURB)) == CM_FEAT_PERTURB && p)
+        perturb_free(p);
     cm_core_free(p);
 }
 
@@ -157,7 +191,8 @@ void cm_ext_free(void *p, enum cmalloc_function fn)
 {
     unsigned ext = cm_features_now();
     unsigned tag = cm_segmap_tag((uintptr_t)p);
-    if (cm_likely(!(ext & CM_FEAT_GUARDS) && cm_tag_is_heap(tag) && tag < CM_TAG_EXTRA_FIRST) ||
+    if (cm_likely(!(ext & (CM_FEAT_GUARDS | CM_FEAT_PERTURB)) && cm_tag_is_heap(tag) &&
+                  tag < CM_TAG_EXTRA_FIRST) ||
         cm_zero_holds(p)) {
         cm_core_free(p);
         return;
@@ -206,7 +241,7 @@ static void *realloc_copy(void *p, size_t old_usable, size_t n, bool old_traced,
 static void *realloc_traced(void *p, struct cm_block_info info, size_t old_usable, size_t n,
                             unsigned ext)
 {
-    bool stays_huge = n > CM_MAX_CLASS_SIZE || n >= cm_opt.mmap_threshold;
+    bool stays_huge = cm_maps_own(n);
     if (info.cls) {
         if (n <= CM_MAX_CLASS_SIZE && cm_size_class(n) == info.cls)
             return p;

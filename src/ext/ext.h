@@ -16,6 +16,7 @@ enum cm_feature {
     CM_FEAT_HOOKS = 1,     /* hooks.c: at least one hook is installed */
     CM_FEAT_HARDENED = 2,  /* hardened.c: hardened mode */
     CM_FEAT_VALGRIND = 4,  /* valgrind.c: running under Valgrind */
+    CM_FEAT_PERTURB = 8,   /* dispatch.c: mallopt(M_PERTURB) */
 };
 #define CM_FEAT_GUARDS (CM_FEAT_HARDENED | CM_FEAT_VALGRIND)
 
@@ -39,7 +40,7 @@ size_t cm_ext_usable(void *p);
  * arena, a feature arena of the core's, or is a huge block marked by
  * cm_huge_set_mark, so free() finds out without a lookup, and it never
  * enters a thread cache, so it cannot come back untraced. */
-extern struct cm_arena cm_traced_arena;
+bool cm_hooks_arena_is_traced(const struct cm_arena *a);
 void cm_hooks_attach(void);
 
 /* Per-thread hook state, in initial-exec TLS like the cache. The bytes

@@ -56,13 +56,39 @@ struct quarantined {
     size_t room;
 };
 
-static cm_lock_t quarantine_lock;
+/* Freed huge blocks' reserved address ranges (see free_huge). */
+#define HUGE_TOMBSTONES 16
 
-static struct {
+struct reservation {
+    void *p;
+    size_t size;
+};
+
+/* A forked child that finds the lock held takes an empty quarantine
+ * instead (the blocks and reservations in the old one are lost to it),
+ * leaving the old one to the change under way, if the forking thread was
+ * making it. */
+struct quarantine {
+    cm_lock_t lock;  /* first: see cm_lock_current */
     unsigned head, count;
     size_t bytes;
     struct quarantined slot[QUARANTINE_SLOTS];
-} quarantine;
+    unsigned tomb_head, tomb_count;
+    struct reservation tomb[HUGE_TOMBSTONES];
+};
+
+static struct quarantine quarantine_first;
+static cm_lock_t *quarantine_now = &quarantine_first.lock;
+
+static struct quarantine *quarantine_lock(void)
+{
+    return (struct quarantine *)cm_lock_current(&quarantine_now);
+}
+
+static void quarantine_fork_child(void)
+{
+    cm_fork_replace_if_held(&quarantine_now, sizeof(struct quarantine));
+}
 
 static uint64_t secret;
 static unsigned char pattern;  /* fill of pads and freed blocks, never 0 */
@@ -149,7 +175,7 @@ void cm_guard_attach(void)
     cm_ext.run_released = forget_run;
     cm_ext.held_blocks = quarantined;
     cm_ext.owns = cm_guard_owns;
-    cm_fork_register_lock(&quarantine_lock, CM_LOCK_INNER);
+    cm_fork_register_child(quarantine_fork_child);
     cm_features_set(bits, true);
 }
 
@@ -370,27 +396,26 @@ static void quarantine_push(void *p, size_t room, unsigned ext)
     bool queued = false;
     while (!queued) {
         struct quarantined oldest = {NULL, 0};
-        cm_lock(&quarantine_lock);
-        if (quarantine.count == QUARANTINE_SLOTS || quarantine.bytes + room > QUARANTINE_BYTES) {
-            struct quarantined *q = &quarantine.slot[quarantine.head];
+        struct quarantine *qu = quarantine_lock();
+        if (qu->count == QUARANTINE_SLOTS || qu->bytes + room > QUARANTINE_BYTES) {
+            struct quarantined *q = &qu->slot[qu->head];
             oldest = *q;
             /* A stale pointer here would keep a leaked block reachable for
              * memcheck once the core has handed it out again. */
             q->p = NULL;
-            quarantine.head = (quarantine.head + 1) % QUARANTINE_SLOTS;
-            quarantine.count--;
-            quarantine.bytes -= oldest.room;
+            qu->head = (qu->head + 1) % QUARANTINE_SLOTS;
+            qu->count--;
+            qu->bytes -= oldest.room;
         }
-        if (quarantine.count < QUARANTINE_SLOTS && quarantine.bytes + room <= QUARANTINE_BYTES) {
-            struct quarantined *q =
-                &quarantine.slot[(quarantine.head + quarantine.count) % QUARANTINE_SLOTS];
+        if (qu->count < QUARANTINE_SLOTS && qu->bytes + room <= QUARANTINE_BYTES) {
+            struct quarantined *q = &qu->slot[(qu->head + qu->count) % QUARANTINE_SLOTS];
             q->p = p;
             q->room = room;
-            quarantine.count++;
-            quarantine.bytes += room;
+            qu->count++;
+            qu->bytes += room;
             queued = true;
         }
-        cm_unlock(&quarantine_lock);
+        cm_unlock(&qu->lock);
         if (oldest.p)
             release(&oldest, ext);
     }
@@ -403,13 +428,13 @@ __attribute__((destructor)) static void check_quarantine_at_exit(void)
 {
     if (!(cm_features_now() & CM_FEAT_HARDENED))
         return;
-    cm_lock(&quarantine_lock);
-    for (unsigned i = 0; i < quarantine.count; i++) {
-        void *p = quarantine.slot[(quarantine.head + i) % QUARANTINE_SLOTS].p;
+    struct quarantine *qu = quarantine_lock();
+    for (unsigned i = 0; i < qu->count; i++) {
+        void *p = qu->slot[(qu->head + i) % QUARANTINE_SLOTS].p;
         struct block b = block_at(p, known_block(p));
         check_quarantined("exit", &b);
     }
-    cm_unlock(&quarantine_lock);
+    cm_unlock(&qu->lock);
 }
 
 /* Hardened mode: the addresses of a freed huge block stay reserved for a
@@ -420,18 +445,6 @@ __attribute__((destructor)) static void check_quarantine_at_exit(void)
  * first. The oldest of HUGE_TOMBSTONES reservations is dropped for a new
  * one, and all of them when an allocation runs out of address space
  * (cm_guard_drop_reservations). */
-#define HUGE_TOMBSTONES 16
-
-struct reservation {
-    void *p;
-    size_t size;
-};
-
-static struct {
-    unsigned head, count;
-    struct reservation slot[HUGE_TOMBSTONES];
-} tombstones;
-
 static void free_huge(const struct block *b)
 {
     void *base = b->info.segment;
@@ -440,15 +453,14 @@ static void free_huge(const struct block *b)
     if (!cm_prim_reserve_at(base, size))
         return;
     struct reservation oldest = {NULL, 0};
-    cm_lock(&quarantine_lock);
-    if (tombstones.count == HUGE_TOMBSTONES) {
-        oldest = tombstones.slot[tombstones.head];
-        tombstones.head = (tombstones.head + 1) % HUGE_TOMBSTONES;
-        tombstones.count--;
+    struct quarantine *qu = quarantine_lock();
+    if (qu->tomb_count == HUGE_TOMBSTONES) {
+        oldest = qu->tomb[qu->tomb_head];
+        qu->tomb_head = (qu->tomb_head + 1) % HUGE_TOMBSTONES;
+        qu->tomb_count--;
     }
-    tombstones.slot[(tombstones.head + tombstones.count++) % HUGE_TOMBSTONES] =
-        (struct reservation){base, size};
-    cm_unlock(&quarantine_lock);
+    qu->tomb[(qu->tomb_head + qu->tomb_count++) % HUGE_TOMBSTONES] = (struct reservation){base, size};
+    cm_unlock(&qu->lock);
     if (oldest.p)
         cm_prim_unmap(oldest.p, oldest.size);
 }
@@ -456,12 +468,12 @@ static void free_huge(const struct block *b)
 bool cm_guard_drop_reservations(void)
 {
     struct reservation dropped[HUGE_TOMBSTONES];
-    cm_lock(&quarantine_lock);
-    unsigned n = tombstones.count;
+    struct quarantine *qu = quarantine_lock();
+    unsigned n = qu->tomb_count;
     for (unsigned i = 0; i < n; i++)
-        dropped[i] = tombstones.slot[(tombstones.head + i) % HUGE_TOMBSTONES];
-    tombstones.head = tombstones.count = 0;
-    cm_unlock(&quarantine_lock);
+        dropped[i] = qu->tomb[(qu->tomb_head + i) % HUGE_TOMBSTONES];
+    qu->tomb_head = qu->tomb_count = 0;
+    cm_unlock(&qu->lock);
     for (unsigned i = 0; i < n; i++)
         cm_prim_unmap(dropped[i].p, dropped[i].size);
     return n > 0;
@@ -598,7 +610,7 @@ void *cm_guard_realloc(void *p, size_t n)
         if (request > CM_MAX_CLASS_SIZE || cm_size_class(request) != b.info.cls)
             return NULL;
     } else {
-        if (request <= CM_MAX_CLASS_SIZE && request < cm_opt.mmap_threshold)
+        if (!cm_maps_own(request))
             return NULL;
         q = cm_huge_realloc(b.info.segment, request);
         if (!q)
@@ -652,17 +664,19 @@ int cm_guard_owns(const void *p)
  * only_try is set and the lock is busy. */
 static void quarantined(const struct cm_arena *a, size_t *counts, bool only_try)
 {
+    struct quarantine *qu;
     if (!only_try)
-        cm_lock(&quarantine_lock);
-    else if (!cm_trylock(&quarantine_lock))
+        qu = quarantine_lock();
+    else if (!cm_trylock(&(qu = (struct quarantine *)__atomic_load_n(&quarantine_now,
+                                                                   __ATOMIC_ACQUIRE))->lock))
         return;
-    for (unsigned i = 0; i < quarantine.count; i++) {
-        const void *p = quarantine.slot[(quarantine.head + i) % QUARANTINE_SLOTS].p;
+    for (unsigned i = 0; i < qu->count; i++) {
+        const void *p = qu->slot[(qu->head + i) % QUARANTINE_SLOTS].p;
         const struct cm_segment *s = cm_segment_of(p);
         if (s->arena == a)
             counts[s->page_cls[cm_page_index(p)]]++;
     }
-    cm_unlock(&quarantine_lock);
+    cm_unlock(&qu->lock);
 }
 
 /* A run given back to its arena may come back as blocks of another class,

@@ -27,8 +27,10 @@ struct hook_slot {
     unsigned running;   /* threads inside this slot */
 };
 
+/* Under hooks_lock, which a forked child that finds it held just resets:
+ * every change is a single store, and the hooks bit follows from the slots
+ * (after_fork_child). */
 static struct hook_slot slots[CMALLOC_MAX_HOOKS];
-static unsigned nhooks;
 static size_t sample_interval;
 static cm_lock_t hooks_lock;
 
@@ -36,7 +38,19 @@ static cm_lock_t hooks_lock;
 unsigned cm_sample_generation = 1;
 __thread struct cm_sampler cm_sampler_tls __attribute__((tls_model("initial-exec")));
 
-struct cm_arena cm_traced_arena;
+static struct cm_arena traced_arena_first;
+static unsigned traced_slot;
+
+/* The traced arena now: a forked child may have replaced the first. */
+static struct cm_arena *traced_arena(void)
+{
+    return cm_extra_arenas[traced_slot];
+}
+
+bool cm_hooks_arena_is_traced(const struct cm_arena *a)
+{
+    return a->tag == traced_arena()->tag;
+}
 
 /* ---- sampling ---- */
 
@@ -164,7 +178,7 @@ void *cm_traced_alloc(size_t n, size_t align)
     cm_ensure_init();
     cm_count_request(n);
     unsigned cls = 0;
-    if (n <= CM_MAX_CLASS_SIZE && n < cm_opt.mmap_threshold)
+    if (!cm_maps_own(n))
         cls = align > CM_ALIGNMENT ? cm_aligned_class(align, n) : cm_size_class(n);
     if (!cls) {
         void *p = cm_huge_alloc(n, align > CM_ALIGNMENT ? align : 0);
@@ -172,7 +186,7 @@ void *cm_traced_alloc(size_t n, size_t align)
             cm_huge_set_mark(cm_locate(p).segment, true);
         return p;
     }
-    void *p = cm_arena_alloc(&cm_traced_arena, cls);
+    void *p = cm_arena_alloc(traced_arena(), cls);
     if (!p)
         errno = ENOMEM;
     return p;
@@ -207,6 +221,14 @@ static void wait_idle(struct hook_slot *slot)
         sched_yield();
 }
 
+static unsigned count_hooks(void)
+{
+    unsigned n = 0;
+    for (unsigned i = 0; i < CMALLOC_MAX_HOOKS; i++)
+        n += __atomic_load_n(&slots[i].fn, __ATOMIC_RELAXED) != NULL;
+    return n;
+}
+
 static void set_hooks_bit(bool on)
 {
     cm_features_set(CM_FEAT_HOOKS, on);
@@ -226,7 +248,7 @@ CM_EXPORT int cmalloc_hook_install(cmalloc_hook_fn fn, void *arg, size_t interva
         else if (!slots[i].fn && !free_slot)
             free_slot = &slots[i];
     }
-    if (!err && nhooks && interval != sample_interval)
+    if (!err && count_hooks() && interval != sample_interval)
         err = EBUSY;
     if (!err && !free_slot)
         err = ENOSPC;
@@ -238,8 +260,7 @@ CM_EXPORT int cmalloc_hook_install(cmalloc_hook_fn fn, void *arg, size_t interva
         }
         __atomic_store_n(&free_slot->arg, arg, __ATOMIC_RELAXED);
         __atomic_store_n(&free_slot->fn, fn, __ATOMIC_SEQ_CST);
-        if (nhooks++ == 0)
-            set_hooks_bit(true);
+        set_hooks_bit(true);
     }
     cm_unlock(&hooks_lock);
     return err;
@@ -255,7 +276,7 @@ CM_EXPORT int cmalloc_hook_remove(cmalloc_hook_fn fn, void *arg)
     }
     if (slot) {
         __atomic_store_n(&slot->fn, NULL, __ATOMIC_SEQ_CST);
-        if (--nhooks == 0)
+        if (!count_hooks())
             set_hooks_bit(false);
     }
     cm_unlock(&hooks_lock);
@@ -270,16 +291,20 @@ CM_EXPORT int cmalloc_hook_remove(cmalloc_hook_fn fn, void *arg)
 /* ---- attaching ---- */
 
 /* Of the threads inside hooks, only this one (if it forked from a hook)
- * exists in a forked child. */
+ * exists in a forked child. A thread that held hooks_lock at the fork may
+ * have stored a hook and not yet set the hooks bit, or the reverse. */
 static void after_fork_child(void)
 {
     for (unsigned i = 0; i < CMALLOC_MAX_HOOKS; i++)
         slots[i].running = cm_sampler_tls.depth && cm_sampler_tls.slot == i;
+    if (__atomic_load_n(&hooks_lock.state, __ATOMIC_RELAXED)) {
+        cm_lock_reset(&hooks_lock);
+        set_hooks_bit(count_hooks() > 0);
+    }
 }
 
 void cm_hooks_attach(void)
 {
-    cm_arena_register_extra(&cm_traced_arena, "the blocks reported to hooks");
-    cm_fork_register_lock(&hooks_lock, CM_LOCK_OUTER);
-    cm_ext.after_fork_child = after_fork_child;
+    traced_slot = cm_arena_register_extra(&traced_arena_first, "the blocks reported to hooks");
+    cm_fork_register_child(after_fork_child);
 }

@@ -1,9 +1,12 @@
 /* The OS seam on Linux (prim.h): the only file that makes system calls or
  * reads libc's state. Every function keeps errno as it found it, since
  * callers such as free() must. */
+#include <dlfcn.h>
+#include <link.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <linux/futex.h>
+#include <pthread.h>
 #include <sched.h>
 #include <signal.h>
 #include <string.h>
@@ -133,6 +136,34 @@ void cm_prim_write(int fd, const char *buf, size_t len)
         len -= (size_t)w;
     }
     errno = saved;
+}
+
+int cm_prim_cancel_off(void)
+{
+    int old = PTHREAD_CANCEL_ENABLE;
+    pthread_setcancelstate(PTHREAD_CANCEL_DISABLE, &old);
+    return old;
+}
+
+void cm_prim_cancel_restore(int state)
+{
+    pthread_setcancelstate(state, NULL);
+}
+
+bool cm_prim_defined_elsewhere(const char *name, const void *own)
+{
+    int saved = errno;
+    /* dlsym and dladdr1 allocate only to report an error. A program's
+     * stub has the name too, but as an undefined symbol. */
+    void *found = dlsym(RTLD_DEFAULT, name);
+    Dl_info info;
+    const ElfW(Sym) *sym = NULL;
+    bool elsewhere = found && found != own &&
+                     dladdr1(found, &info, (void **)&sym, RTLD_DL_SYMENT) && sym &&
+                     sym->st_shndx != SHN_UNDEF && info.dli_saddr == found && info.dli_sname &&
+                     strcmp(info.dli_sname, name) == 0;
+    errno = saved;
+    return elsewhere;
 }
 
 int cm_prim_dup_above(int fd, int min)

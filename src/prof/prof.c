@@ -332,6 +332,9 @@ static void on_event(const struct cmalloc_event *ev, void *arg)
     if (ev->type != CMALLOC_EVENT_FREE)
         depth = capture_stack(frames);
     uint64_t bytes = prof.mode == MODE_LEAKS ? ev->size : ev->weight;
+    /* Off in a forked child whose tables were locked at the fork. */
+    if (!__atomic_load_n(&prof.active, __ATOMIC_RELAXED))
+        return;
     pthread_mutex_lock(&prof.lock);
     if (prof.active) {
         if (ev->type == CMALLOC_EVENT_FREE)
@@ -1078,14 +1081,17 @@ static bool configure(void)
     return true;
 }
 
-static void fork_prepare(void)
+/* Nothing waits for the lock around fork, for the reasons of the core's
+ * fork.c. A child that finds it held (by a thread it does not have, or by
+ * this one, interrupted in a hook by the signal whose handler forked) has
+ * tables that may be halfway through a change: it profiles nothing and
+ * reports nothing, and leaves the lock and the tables to that change. */
+static void fork_child(void)
 {
-    pthread_mutex_lock(&prof.lock);
-}
-
-static void fork_release(void)
-{
-    pthread_mutex_unlock(&prof.lock);
+    if (pthread_mutex_trylock(&prof.lock) == 0)
+        pthread_mutex_unlock(&prof.lock);
+    else
+        __atomic_store_n(&prof.active, false, __ATOMIC_RELAXED);
 }
 
 __attribute__((constructor)) static void prof_start(void)
@@ -1108,7 +1114,7 @@ __attribute__((constructor)) static void prof_start(void)
      * happens here rather than inside malloc. */
     uintptr_t frames[MAX_FRAMES];
     capture_stack(frames);
-    pthread_atfork(fork_prepare, fork_release, fork_release);
+    pthread_atfork(NULL, NULL, fork_child);
     prof.active = true;
     int err = cmalloc_hook_install(on_event, NULL, prof.interval);
     if (err) {

@@ -30,6 +30,39 @@ START_TEST(test_posix_memalign_einval)
 }
 END_TEST
 
+/* A request that cannot be met returns ENOMEM, leaves *memptr alone and,
+ * as glibc's does (tst-malloc-thread-fail relies on it), sets errno to
+ * ENOMEM too; EINVAL leaves errno alone. */
+START_TEST(test_posix_memalign_enomem_errno)
+{
+    static const size_t huge[] = {SIZE_MAX, SIZE_MAX - 4096, (size_t)PTRDIFF_MAX,
+                                  (size_t)1 << 62};
+    size_t i;
+    for (i = 0; i < sizeof huge / sizeof huge[0]; i++) {
+        void *sentinel = (void *)&huge[i];
+        void *q = sentinel;
+        int rc;
+        errno = 0;
+        rc = posix_memalign(&q, tu_opaque(64), tu_opaque(huge[i]));
+        ck_assert_msg(rc == ENOMEM, "posix_memalign(64, %zu) returned %d, want ENOMEM", huge[i],
+                      rc);
+        ck_assert_msg(errno == ENOMEM, "posix_memalign(64, %zu): errno %d, want ENOMEM", huge[i],
+                      errno);
+        ck_assert_ptr_eq(q, sentinel);
+    }
+    {
+        void *q = NULL;
+        errno = 0;
+        ck_assert_int_eq(posix_memalign(&q, tu_opaque(3), 64), EINVAL);
+        ck_assert_int_eq(errno, 0);
+        errno = 0;
+        ck_assert_int_eq(posix_memalign(&q, tu_opaque(64), 64), 0);
+        ck_assert_int_eq(errno, 0);
+        free(q);
+    }
+}
+END_TEST
+
 /* The six request sizes the specification asks for, per alignment. */
 static void align_sizes(size_t align, size_t out[6])
 {
@@ -225,6 +258,7 @@ void api_aligned_tests(Suite *s)
 
     tc = api_tcase(s, "aligned");
     tcase_add_test(tc, test_posix_memalign_einval);
+    tcase_add_test(tc, test_posix_memalign_enomem_errno);
     tcase_add_test(tc, test_posix_memalign_pow2);
     tcase_add_test(tc, test_memalign_aligned_alloc_pow2);
     tcase_add_test(tc, test_memalign_non_pow2);

@@ -31,6 +31,98 @@ START_TEST(test_mallopt_unsupported)
 }
 END_TEST
 
+/* The other parameters of glibc 2.36's mallopt, with its range checks and
+ * return values. */
+START_TEST(test_mallopt_glibc_params)
+{
+    ck_assert_int_eq(mallopt(M_MXFAST, 0), 1);
+    ck_assert_int_eq(mallopt(M_MXFAST, 160), 1);
+    ck_assert_int_eq(mallopt(M_MXFAST, 161), 0);
+    ck_assert_int_eq(mallopt(M_MXFAST, -1), 0);
+    ck_assert_int_eq(mallopt(M_MXFAST, 128), 1);
+    ck_assert_int_eq(mallopt(M_TOP_PAD, 0), 1);
+    ck_assert_int_eq(mallopt(M_TOP_PAD, 1 << 20), 1);
+    ck_assert_int_eq(mallopt(M_TOP_PAD, -1), 1);
+    ck_assert_int_eq(mallopt(M_CHECK_ACTION, 0), 1);
+    ck_assert_int_eq(mallopt(M_CHECK_ACTION, 3), 1);
+    ck_assert_int_eq(mallopt(M_MMAP_MAX, -1), 1);
+    ck_assert_int_eq(mallopt(M_MMAP_MAX, 65536), 1);
+    ck_assert_int_eq(mallopt(M_PERTURB, 0), 1);
+}
+END_TEST
+
+/* M_MMAP_MAX = 0: blocks above the mmap threshold that the heap can hold
+ * get no mapping of their own (mallinfo2's hblks stays put). */
+START_TEST(test_mallopt_mmap_max_zero)
+{
+    size_t before;
+    void *p, *q;
+    ck_assert_int_eq(mallopt(M_MMAP_THRESHOLD, 128 * 1024), 1);
+    ck_assert_int_eq(mallopt(M_MMAP_MAX, 0), 1);
+    before = mallinfo2().hblks;
+    p = malloc(tu_opaque(300000));
+    q = memalign(tu_opaque(256 * 1024), tu_opaque(1));
+    check_block(p, 300000);
+    ck_assert_ptr_nonnull(q);
+    ck_assert_int_eq((uintptr_t)q % (256 * 1024), 0);
+    ck_assert_uint_eq(mallinfo2().hblks, before);
+    free(q);
+    free(p);
+    ck_assert_int_eq(mallopt(M_MMAP_MAX, 65536), 1);
+    p = malloc(tu_opaque(300000));
+    check_block(p, 300000);
+#if CMT_CMALLOC
+    /* glibc differs: it serves this one from the heap top just freed. */
+    ck_assert_uint_eq(mallinfo2().hblks, before + 1);
+#endif
+    free(p);
+}
+END_TEST
+
+#if !CMT_CMALLOC || !defined(CMT_MINIMAL)
+/* M_PERTURB: a block handed out (not by calloc) holds the byte's
+ * complement; with glibc, only blocks its tcache does not serve, hence
+ * sizes above 1 KiB. */
+START_TEST(test_mallopt_perturb)
+{
+    enum { N = 5000 };
+    unsigned char *p, *z;
+    size_t i;
+    ck_assert_int_eq(mallopt(M_PERTURB, 0x5a), 1);
+    p = malloc(tu_opaque(N));
+    z = calloc(1, tu_opaque(N));
+    ck_assert_ptr_nonnull(p);
+    ck_assert_ptr_nonnull(z);
+    for (i = 0; i < N; i++) {
+        ck_assert_msg(p[i] == 0xa5, "byte %zu of a new block is %#x, want 0xa5", i, p[i]);
+        ck_assert_msg(z[i] == 0, "calloc's byte %zu is %#x", i, z[i]);
+    }
+    free(z);
+#if CMT_CMALLOC
+    /* glibc differs: its tcache keeps blocks it caches as they are. Past
+     * the free key and link, a freed block holds the byte itself (the
+     * guards' own pattern instead, and memcheck forbids the read). */
+    if (!strstr(getenv("CMALLOC_OPTIONS") ? getenv("CMALLOC_OPTIONS") : "", "hardened=on") &&
+        !TU_UNDER_VALGRIND()) {
+        size_t usable = malloc_usable_size(p);
+        free(p);
+        for (i = 16; i < usable; i++)
+            ck_assert_msg(p[i] == 0x5a, "byte %zu of a freed block is %#x, want 0x5a", i, p[i]);
+    } else {
+        free(p);
+    }
+#else
+    free(p);
+#endif
+    ck_assert_int_eq(mallopt(M_PERTURB, 0), 1);
+    p = malloc(tu_opaque(N));
+    ck_assert_ptr_nonnull(p);
+    memset(p, 7, N);
+    free(p);
+}
+END_TEST
+#endif
+
 START_TEST(test_malloc_trim)
 {
     enum { N = 2000 };
@@ -212,6 +304,49 @@ START_TEST(test_malloc_stats_layout)
 }
 END_TEST
 
+/* A thread with a cancellation request pending prints the statistics:
+ * write() is a cancellation point, but glibc (and cmalloc) turn
+ * cancellation off while they print, so the whole report comes out and
+ * the request is acted on afterwards. */
+static int cancel_stats_ran;
+
+static void *stats_with_cancel_pending(void *arg)
+{
+    FILE *fp = arg;
+    pthread_cancel(pthread_self());
+    if (fp)
+        malloc_info(0, fp);
+    else
+        malloc_stats();
+    cancel_stats_ran = 1;
+    pthread_testcancel();
+    return NULL;
+}
+
+static void run_cancelled_stats(void)
+{
+    pthread_t t;
+    void *result = NULL;
+    cancel_stats_ran = 0;
+    ck_assert_int_eq(pthread_create(&t, NULL, stats_with_cancel_pending, NULL), 0);
+    ck_assert_int_eq(pthread_join(t, &result), 0);
+    ck_assert_ptr_eq(result, PTHREAD_CANCELED);
+}
+
+START_TEST(test_malloc_stats_cancel_pending)
+{
+    static char out[1 << 16];
+    void *keep = malloc(tu_opaque(100));
+    ck_assert_ptr_nonnull(keep);
+    ck_assert_uint_gt(capture_fd2(run_cancelled_stats, out, sizeof out), 0);
+    ck_assert_msg(cancel_stats_ran, "the thread was cancelled inside malloc_stats:\n%s", out);
+    ck_assert_msg(line_matching(out, "^Arena 0:$") == 0, "no report:\n%s", out);
+    ck_assert_msg(line_matching(out, "^max mmap bytes   = +[0-9]+$") > 0, "report cut short:\n%s",
+                  out);
+    free(keep);
+}
+END_TEST
+
 static char info_buf[1 << 18];
 static char info_stdio_buf[BUFSIZ];
 
@@ -269,6 +404,34 @@ START_TEST(test_malloc_info_bad_options)
 }
 END_TEST
 
+#if CMT_CMALLOC
+/* malloc_info into an unbuffered stream, whose every write is a
+ * cancellation point, with a request pending. */
+START_TEST(test_malloc_info_cancel_pending)
+{
+    int fd = memfd_create("cmalloc-test-info", MFD_CLOEXEC);
+    FILE *fp;
+    pthread_t t;
+    void *result = NULL;
+    ssize_t n;
+    ck_assert_int_ge(fd, 0);
+    fp = fdopen(fd, "w+");
+    ck_assert_ptr_nonnull(fp);
+    setvbuf(fp, NULL, _IONBF, 0);
+    cancel_stats_ran = 0;
+    ck_assert_int_eq(pthread_create(&t, NULL, stats_with_cancel_pending, fp), 0);
+    ck_assert_int_eq(pthread_join(t, &result), 0);
+    ck_assert_ptr_eq(result, PTHREAD_CANCELED);
+    n = pread(fd, info_buf, sizeof info_buf - 1, 0);
+    ck_assert_int_gt(n, 0);
+    info_buf[n] = 0;
+    fclose(fp);
+    ck_assert_msg(cancel_stats_ran, "the thread was cancelled inside malloc_info:\n%s", info_buf);
+    ck_assert_msg(strstr(info_buf, "</malloc>") != NULL, "malloc_info cut short:\n%s", info_buf);
+}
+END_TEST
+#endif
+
 /* ------------------------------------------------------------------ */
 
 void api_introspection_tests(Suite *s)
@@ -278,10 +441,21 @@ void api_introspection_tests(Suite *s)
     tc = api_tcase(s, "introspection");
     tcase_add_test(tc, test_mallopt_supported);
     tcase_add_test(tc, test_mallopt_unsupported);
+    tcase_add_test(tc, test_mallopt_glibc_params);
+    tcase_add_test(tc, test_mallopt_mmap_max_zero);
+#if !CMT_CMALLOC || !defined(CMT_MINIMAL)
+    tcase_add_test(tc, test_mallopt_perturb);
+#endif
     tcase_add_test(tc, test_malloc_trim);
     tcase_add_test(tc, test_mallinfo2_accounting);
     tcase_add_test(tc, test_mallinfo_matches_mallinfo2);
     tcase_add_test(tc, test_malloc_stats_layout);
+    tcase_add_test(tc, test_malloc_stats_cancel_pending);
     tcase_add_test(tc, test_malloc_info_xml);
     tcase_add_test(tc, test_malloc_info_bad_options);
+#if CMT_CMALLOC
+    /* glibc differs: its malloc_info leaves cancellation on (the thread is
+     * cancelled at its first write). */
+    tcase_add_test(tc, test_malloc_info_cancel_pending);
+#endif
 }

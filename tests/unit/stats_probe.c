@@ -13,6 +13,13 @@
  *       it arrives. A report that waited for that lock would hang: alarm()
  *       turns a hang into a failure.
  *
+ *   stats_probe cancel-exit
+ *       a thread with a cancellation request pending calls exit: the
+ *       exit-time report must come out whole all the same.
+ *   stats_probe cancel-signal SIGNO
+ *       a thread with a cancellation request pending raises SIGNO: the
+ *       report comes out whole, and the thread is cancelled afterwards.
+ *
  * Prints "probe done" when it gets to the end. */
 #include <pthread.h>
 #include <sched.h>
@@ -89,6 +96,39 @@ static int signal_mode(int sig, int raises, int kills)
     return 0;
 }
 
+static void *exit_cancel_pending(void *arg)
+{
+    (void)arg;
+    pthread_cancel(pthread_self());
+    exit(0);
+}
+
+static void *raise_cancel_pending(void *arg)
+{
+    pthread_cancel(pthread_self());
+    raise(*(int *)arg);
+    pthread_testcancel();
+    return NULL;
+}
+
+static int cancel_mode(const char *mode, int sig)
+{
+    pthread_t t;
+    void *result = NULL;
+    alarm(60);
+    if (strcmp(mode, "cancel-exit") == 0) {
+        printf("probe done\n");
+        fflush(stdout);
+    }
+    TU_CHECK(pthread_create(&t, NULL, strcmp(mode, "cancel-exit") == 0 ? exit_cancel_pending
+                                                                       : raise_cancel_pending,
+                            &sig) == 0,
+             "pthread_create");
+    pthread_join(t, &result);
+    TU_CHECK(result == PTHREAD_CANCELED, "the thread was not cancelled");
+    return 0;
+}
+
 int main(int argc, char **argv)
 {
     if (argc == 2 && strcmp(argv[1], "exit") == 0) {
@@ -96,8 +136,12 @@ int main(int argc, char **argv)
             TU_CHECK(tu_opaque_ptr(malloc(tu_opaque(100))) != NULL, "malloc failed");
     } else if (argc == 5 && strcmp(argv[1], "signal") == 0) {
         signal_mode(atoi(argv[2]), atoi(argv[3]), atoi(argv[4]));
+    } else if (argc == 2 && strcmp(argv[1], "cancel-exit") == 0) {
+        cancel_mode(argv[1], 0);
+    } else if (argc == 3 && strcmp(argv[1], "cancel-signal") == 0) {
+        cancel_mode(argv[1], atoi(argv[2]));
     } else {
-        fprintf(stderr, "usage: %s exit | signal SIGNO RAISES KILLS\n", argv[0]);
+        fprintf(stderr, "usage: %s exit | signal SIGNO RAISES KILLS | cancel-exit | cancel-signal SIGNO\n", argv[0]);
         return 2;
     }
     printf("probe done\n");

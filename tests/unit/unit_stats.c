@@ -478,6 +478,34 @@ START_TEST(test_exit_json)
 }
 END_TEST
 
+/* A report written while the thread has a cancellation request pending
+ * (its writes are cancellation points) comes out whole: at exit and on the
+ * stats signal. */
+START_TEST(test_reports_with_cancel_pending)
+{
+    static struct child c;
+    const char *env[] = {"CMALLOC_OPTIONS=stats_at_exit=text", NULL};
+    const char *argv[] = {STATS_PROBE, "cancel-exit", NULL};
+    run(&c, env, argv);
+    ck_assert_msg(exited_ok(&c), "probe failed: status %#x, %s", c.status, c.err);
+    ck_assert_str_eq(c.out, "probe done\n");
+    ck_assert_msg(count(c.err, "Arena 0:\n") == 1 &&
+                      count(c.err, "\ncmalloc " CMALLOC_VERSION_STRING ": ") == 1,
+                  "exit report missing or cut short:\n%.2000s", c.err);
+
+    char sig[16];
+    snprintf(sig, sizeof sig, "%d", SIGUSR2);
+    const char *env2[] = {"CMALLOC_OPTIONS=stats_signal=USR2", NULL};
+    const char *argv2[] = {STATS_PROBE, "cancel-signal", sig, NULL};
+    run(&c, env2, argv2);
+    ck_assert_msg(exited_ok(&c), "probe failed: status %#x, %s", c.status, c.err);
+    ck_assert_str_eq(c.out, "probe done\n");
+    ck_assert_msg(count(c.err, "Arena 0:\n") == 1 &&
+                      count(c.err, "\ncmalloc " CMALLOC_VERSION_STRING ": ") == 1,
+                  "signal report missing or cut short:\n%.2000s", c.err);
+}
+END_TEST
+
 /* A bad value: one warning that names the key, and the default (no report,
  * no handler) stays in force. */
 START_TEST(test_bad_values)
@@ -683,6 +711,7 @@ static Suite *stats_suite(void)
     tcase_add_checked_fixture(tc, NULL, tu_validate_heap);
     tcase_set_timeout(tc, 200);
     tcase_add_test(tc, test_exit_json);
+    tcase_add_test(tc, test_reports_with_cancel_pending);
     tcase_add_test(tc, test_bad_values);
     tcase_add_test(tc, test_good_values);
     tcase_add_test(tc, test_signal_text);
