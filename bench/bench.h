@@ -155,7 +155,7 @@ static inline uint64_t bench_check(const void *p, unsigned long *bad)
 {
     const uint64_t *w = p;
     size_t size = (size_t)w[0];
-    if (size < BENCH_STAMP_MIN || size > ((size_t)1 << 40)) {
+    if (w[0] < BENCH_STAMP_MIN || w[0] > ((uint64_t)1 << 40)) {
         ++*bad;
         return 0;
     }

@@ -70,8 +70,8 @@ struct cm_class {
 /* Read on every malloc and free: one base address for all of it. free()
  * tells a block start of class cls from any other address in a run of that
  * class with one multiply (cm_is_block_start); the segment map comes last,
- * as it is 32 MiB of address space of which only the pages for granules we
- * use are ever touched. */
+ * as it is 32 MiB of address space on 64-bit targets (1 KiB on 32-bit
+ * ones), of which only the pages for granules we use are ever touched. */
 #define CM_SEGMAP_SIZE ((size_t)1 << (CM_ADDR_BITS - CM_SEG_SHIFT))
 
 struct cm_hot {
@@ -101,7 +101,7 @@ static inline unsigned cm_size_class(size_t n)
     if (n <= CM_LOOKUP2_MAX)
         return cm_hot.class_of_medium[(n + (1u << CM_LOOKUP2_SHIFT) - 1) >> CM_LOOKUP2_SHIFT];
     size_t m = n - 1;
-    unsigned k = 63 - (unsigned)__builtin_clzl(m);
+    unsigned k = (unsigned)(8 * sizeof m - 1) - (unsigned)__builtin_clzl(m);
     return CM_TINY_CLASSES + 1 + (k - 7) * 4 + (unsigned)((m >> (k - 2)) & 3);
 }
 

@@ -32,11 +32,21 @@
 /* Runs are at most half a segment: the first half also holds the header. */
 #define CM_MAX_ORDER 9
 
-/* User address space on x86_64 and aarch64 without 5-level paging. Pointers
- * above it are never ours; below it the segment map covers every segment. */
+/* User address space: on 64-bit targets that of x86_64 and aarch64 without
+ * 5-level paging, on 32-bit ones all of it. Pointers above it are never
+ * ours; below it the segment map covers every segment. */
+#if UINTPTR_MAX > 0xFFFFFFFFu
 #define CM_ADDR_BITS 47
+#else
+#define CM_ADDR_BITS 32
+#endif
 
 #define CM_ALIGNMENT 16
+
+/* A 64-bit counter that other threads load atomically (the statistics):
+ * aligned to 8 also where the ABI aligns uint64_t to 4 (i386), as a
+ * misaligned 8-byte load can tear there. The same type on 64-bit targets. */
+typedef uint64_t cm_u64_shared __attribute__((aligned(8)));
 
 /* Size classes: 16-byte steps up to 128 B, then 4 classes per doubling up to
  * 1 MiB. Class 0 means "no class" (a page that holds no small blocks). */
@@ -122,11 +132,11 @@ struct cm_segment {
  * blocks, the most recently useful first. */
 struct cm_bin {
     struct cm_run *runs;
-    uint64_t nruns;       /* runs of this class the arena holds */
+    cm_u64_shared nruns;  /* runs of this class the arena holds */
     /* Blocks handed out of runs (to caches or users) and given back, ever:
      * nmalloc - nfree blocks are out now. */
-    uint64_t nmalloc;
-    uint64_t nfree;
+    cm_u64_shared nmalloc;
+    cm_u64_shared nfree;
 };
 
 struct cm_tcache;
@@ -153,7 +163,7 @@ struct cm_arena {
     uint32_t decay_checked_ms;            /* last look for runs to purge */
     size_t nsegments_peak;
     size_t bytes_out, bytes_out_peak;     /* in blocks handed out of runs */
-    uint64_t requested;                   /* by threads that left the arena */
+    cm_u64_shared requested;              /* by threads that left the arena */
     struct cm_run *free_runs[CM_MAX_ORDER + 1];
     struct cm_bin bins[CM_NCLASSES + 1];
     /* Blocks that threads of other arenas freed, one lock-free stack per
@@ -189,14 +199,14 @@ enum cm_tcache_state { CM_TC_NEW = 0, CM_TC_ACTIVE, CM_TC_DEAD };
  * call of either kind takes the slow path and attaches. */
 struct cm_tcache {
     struct cm_block *freed[CM_NCLASSES + 1]; /* first: indexed with no offset */
-    uint64_t countdown;
+    cm_u64_shared countdown;
     uintptr_t free_key;                   /* copy of the process-wide key */
     uint8_t tag;
     uint8_t state;
     uint16_t room[CM_NCLASSES + 1];
     uint16_t cap[CM_NCLASSES + 1];
     struct cm_block *head[CM_NCLASSES + 1];
-    uint64_t requested_base;
+    cm_u64_shared requested_base;
     /* Blocks this thread freed that belong to other arenas, on their way
      * back in batches (see tcache.c); counted per class for the stats. */
     struct cm_block *remote;

@@ -106,7 +106,8 @@ static TU_UNUSED const size_t common_sizes[] = {
 };
 #define N_COMMON (sizeof common_sizes / sizeof common_sizes[0])
 
-/* Requests that can never be satisfied on x86-64 (47-bit user space). */
+/* Requests that can never be satisfied: above PTRDIFF_MAX, or on 64-bit
+ * targets up to it, beyond x86-64's 47-bit user space. */
 static TU_UNUSED const size_t impossible_sizes[] = {
     SIZE_MAX,
     SIZE_MAX - 1,
@@ -115,12 +116,18 @@ static TU_UNUSED const size_t impossible_sizes[] = {
     SIZE_MAX - 4096 * 2 + 1,
     SIZE_MAX - 1024 * 1024,
     (size_t)PTRDIFF_MAX + 1,
+#if SIZE_MAX > UINT32_MAX
+    /* 2 GiB fits a 32-bit process on a 64-bit kernel: glibc gives it. */
     (size_t)PTRDIFF_MAX,
     (size_t)PTRDIFF_MAX - 4096,
     (size_t)1 << 62,
     ((size_t)1 << 62) + 1,
     ((size_t)1 << 60) + 12345,
+#endif
 };
+/* Half the bits of size_t: two factors of 1 << TU_HALF_BITS overflow it. */
+#define TU_HALF_BITS (4 * sizeof(size_t))
+
 #define N_IMPOSSIBLE (sizeof impossible_sizes / sizeof impossible_sizes[0])
 
 #define ck_assert_aligned(p, a)                                                  \

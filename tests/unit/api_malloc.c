@@ -297,13 +297,13 @@ START_TEST(test_calloc_overflow)
         {2, SIZE_MAX},
         {SIZE_MAX, SIZE_MAX},
         {SIZE_MAX / 2 + 1, 2},
-        {(size_t)1 << 32, (size_t)1 << 32},
-        {((size_t)1 << 32) + 1, ((size_t)1 << 32) - 1},
+        {(size_t)1 << TU_HALF_BITS, (size_t)1 << TU_HALF_BITS},
+        {((size_t)1 << TU_HALF_BITS) + 1, ((size_t)1 << TU_HALF_BITS) - 1},
         {SIZE_MAX / 16 + 1, 16},
         {3, SIZE_MAX / 3 + 1},
         {SIZE_MAX, 1},
         {1, SIZE_MAX},
-        {(size_t)PTRDIFF_MAX, 1},
+        {(size_t)PTRDIFF_MAX + 1, 1},
     };
     size_t i;
     for (i = 0; i < sizeof pairs / sizeof pairs[0]; i++) {
@@ -347,7 +347,7 @@ START_TEST(test_reallocarray)
     /* overflow: NULL, ENOMEM, old block untouched */
     for (i = 0; i < 4; i++) {
         static const size_t bad[][2] = {
-            {SIZE_MAX / 2 + 1, 2}, {(size_t)1 << 33, (size_t)1 << 33},
+            {SIZE_MAX / 2 + 1, 2}, {(size_t)1 << (TU_HALF_BITS + 1), (size_t)1 << (TU_HALF_BITS + 1)},
             {SIZE_MAX, SIZE_MAX}, {7, SIZE_MAX / 7 + 1}};
         errno = 0;
         q = reallocarray(p, tu_opaque(bad[i][0]), tu_opaque(bad[i][1]));

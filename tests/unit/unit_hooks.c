@@ -271,8 +271,10 @@ struct counts {
 /* Only what the churning threads do counts: thread creation allocates too
  * (glibc's per-thread structures), and keeps that until the stack is
  * reused. Hooks run on the thread that allocates, so a thread-local flag
- * tells them apart. */
-static __thread bool churning;
+ * tells them apart. An int, not a bool: on i386 a lone one-byte variable
+ * lands at %gs:0xffffffff, which Valgrind 3.19 takes for an access beyond
+ * the segment limit (a fault that native runs never see). */
+static __thread int churning;
 
 static void counting_hook(const struct cmalloc_event *ev, void *arg)
 {
