@@ -183,6 +183,7 @@ void cm_arena_push_remote(struct cm_arena *a, unsigned cls, struct cm_block *fir
     if (__atomic_load_n(&a->nthreads, __ATOMIC_RELAXED) == 0) {
         cm_lock(&a->lock);
         cm_arena_collect_remote(a);
+        cm_purge_tick(a);
         cm_unlock(&a->lock);
     }
 }
@@ -246,6 +247,7 @@ unsigned cm_arena_fill(struct cm_arena *a, unsigned cls, struct cm_tcache *tc, u
                 break;
             cm_tbin_push(tc, cls, fresh);
         }
+        cm_purge_tick(a);
         CM_DEBUG_CHECK_ARENA(a);
         cm_unlock(&a->lock);
     }
@@ -301,6 +303,7 @@ void cm_arena_free(struct cm_arena *a, struct cm_segment *s, void *p, unsigned c
 {
     cm_lock(&a->lock);
     cm_arena_free_locked(a, s, p, cls);
+    cm_purge_tick(a);
     CM_DEBUG_CHECK_ARENA(a);
     cm_unlock(&a->lock);
 }
@@ -371,6 +374,24 @@ bool cm_arena_trim(struct cm_arena *a)
     size_t purged = cm_arena_purge(a, 0);
     cm_unlock(&a->lock);
     return released + purged > 0;
+}
+
+/* A thread has left a, with the lock held: the memory it leaves free goes
+ * back at once, since nothing may call again to purge it. Entirely free
+ * segments are released (their headers are resident too). With no thread
+ * left, every other free page goes as well; otherwise the dirty pages
+ * beyond what the remaining threads have in use, which a program whose
+ * other threads keep working is unlikely to need all at once. */
+void cm_arena_thread_left(struct cm_arena *a)
+{
+    cm_arena_collect_remote(a);
+    bool alone = __atomic_load_n(&a->nthreads, __ATOMIC_RELAXED) == 0;
+    if (alone)
+        release_empty_runs(a);
+    cm_arena_release_segments(a);
+    cm_arena_purge(a, alone ? 0 : a->bytes_out >> CM_PAGE_SHIFT);
+    a->released_pages = 0;
+    a->over_cap_ms = 0;
 }
 
 bool cm_trim_all(void)

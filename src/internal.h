@@ -210,7 +210,13 @@ bool cm_segment_grow(struct cm_arena *a);
 size_t cm_arena_release_segments(struct cm_arena *a);
 
 /* ---- purge.c: giving free dirty pages back to the kernel ---- */
-void cm_purge_after_release(struct cm_arena *a, uint32_t now);
+/* With the arena lock held, at the end of an operation that may have
+ * released runs: a bounded share of the purging they call for. */
+void cm_purge_tick(struct cm_arena *a);
+/* With the lock held: purges every dirty run left alone for the purge
+ * delay, or the oldest ones until at most keep_pages stay dirty. Return
+ * the pages purged. */
+size_t cm_purge_decay(struct cm_arena *a);
 size_t cm_arena_purge(struct cm_arena *a, size_t keep_pages);
 
 static inline struct cm_segment *cm_run_segment(const struct cm_run *r)
@@ -254,6 +260,7 @@ bool cm_arena_block_is_free(struct cm_arena *a, struct cm_segment *s, void *p,
                             unsigned cls);
 void cm_arena_reclass(struct cm_segment *s, void *p, unsigned from, unsigned to);
 bool cm_arena_trim(struct cm_arena *a);
+void cm_arena_thread_left(struct cm_arena *a);
 void cm_arena_push_remote(struct cm_arena *a, unsigned cls, struct cm_block *first,
                           struct cm_block *last);
 void cm_arena_collect_remote(struct cm_arena *a);

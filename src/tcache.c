@@ -136,15 +136,19 @@ static void tcache_flush(struct cm_tcache *tc, unsigned cls, unsigned n)
         struct cm_block *b = cm_tbin_pop(tc, cls);
         struct cm_segment *s = cm_segment_of(b);
         if (s->arena != locked) {
-            if (locked)
+            if (locked) {
+                cm_purge_tick(locked);
                 cm_unlock(&locked->lock);
+            }
             locked = s->arena;
             cm_lock(&locked->lock);
         }
         cm_arena_free_locked(locked, s, b, cls);
     }
-    if (locked)
+    if (locked) {
+        cm_purge_tick(locked);
         cm_unlock(&locked->lock);
+    }
 }
 
 /* A batch is flushed at whichever limit comes first: enough blocks that the
@@ -384,8 +388,9 @@ void cm_tcache_thread_exit(void *arg)
         tc->next->prev = tc->prev;
     tc->next = tc->prev = NULL;
     cm_stats_thread_exit(a, tc);
-    cm_unlock(&a->lock);
     __atomic_fetch_sub(&a->nthreads, 1, __ATOMIC_RELAXED);
+    cm_arena_thread_left(a);
+    cm_unlock(&a->lock);
     tc->state = CM_TC_DEAD;
 }
 
