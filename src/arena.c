@@ -231,6 +231,7 @@ static CM_NOINLINE void reorder_refill(struct cm_tcache *tc, unsigned cls, unsig
  * holds, then from the runs. */
 unsigned cm_arena_fill(struct cm_arena *a, unsigned cls, struct cm_tcache *tc, unsigned want)
 {
+    cm_background_maybe_start();
     unsigned got = 0;
     struct cm_block *b = take_remote(a, cls);
     for (; b && !cm_tbin_is_full(tc, cls); got++) {

@@ -83,6 +83,7 @@ static void fork_child(void)
     cm_lock_reset(&cm_global_lock);
     reset_features(CM_LOCK_OUTER);
     cm_tcache_after_fork_child();
+    cm_background_after_fork_child();
     if (cm_ext.after_fork_child)
         cm_ext.after_fork_child();
 }

@@ -35,12 +35,6 @@
  * what users measure and complain about. */
 #include "internal.h"
 
-/* A tick's allowance: what it may purge whatever was released (256 KiB,
- * tens of microseconds of madvise), and the most it may purge (4 MiB). */
-#define CM_PURGE_BASE_PAGES 64
-#define CM_PURGE_MAX_PAGES 1024
-#define CM_PURGE_GRACE_MS 50
-
 /* How long a run has been free at now; 0 for a stamp from the future (a
  * clock read before the stamp was written). */
 static uint32_t age_ms(uint32_t now, uint32_t then)
@@ -112,6 +106,15 @@ static uint32_t purge_delay(void)
     return cm_opt.purge_delay_ms > UINT32_MAX / 4 ? UINT32_MAX / 4 : (uint32_t)cm_opt.purge_delay_ms;
 }
 
+/* Whether a has stayed above the cap for the grace period (shortened to
+ * the purge delay when that is shorter: purge_delay_ms=0 asks for no
+ * waiting). */
+static bool over_cap_for_grace(const struct cm_arena *a, uint32_t now, uint32_t delay)
+{
+    uint32_t grace = delay < CM_PURGE_GRACE_MS ? delay : CM_PURGE_GRACE_MS;
+    return a->over_cap_ms && age_ms(now, a->over_cap_ms) >= grace;
+}
+
 void cm_purge_tick(struct cm_arena *a)
 {
     size_t released = a->released_pages;
@@ -127,14 +130,23 @@ void cm_purge_tick(struct cm_arena *a)
         a->over_cap_ms = 0;
     } else if (!a->over_cap_ms) {
         a->over_cap_ms = now ? now : 1;
-    } else if (age_ms(now, a->over_cap_ms) >= (delay < CM_PURGE_GRACE_MS ? delay : CM_PURGE_GRACE_MS)) {
+    } else if (over_cap_for_grace(a, now, delay)) {
         size_t purged = purge_oldest(a, cap, now, 0, budget);
         budget = purged < budget ? budget - purged : 0;
         if (a->dirty_pages <= cap)
             a->over_cap_ms = 0;
     }
-    if (budget)
+    if (budget && !cm_background_running())
         purge_oldest(a, 0, now, delay, budget);
+}
+
+void cm_purge_background(struct cm_arena *a)
+{
+    uint32_t now = cm_prim_now_ms_coarse(), delay = purge_delay();
+    size_t cap = cm_opt.trim_threshold >> CM_PAGE_SHIFT;
+    if (a->dirty_pages > cap && over_cap_for_grace(a, now, delay))
+        purge_oldest(a, cap, now, 0, SIZE_MAX);
+    purge_oldest(a, 0, now, delay, SIZE_MAX);
 }
 
 size_t cm_purge_decay(struct cm_arena *a)
