@@ -211,12 +211,11 @@ bool cm_segment_grow(struct cm_arena *a);
 size_t cm_arena_release_segments(struct cm_arena *a);
 
 /* ---- purge.c: giving free dirty pages back to the kernel ---- */
-/* A tick's allowance: what it may purge whatever was released (256 KiB,
- * tens of microseconds of madvise), and the most it may purge (4 MiB);
- * one run may take it past that by up to a run of the largest order. How
- * long an arena may stay above the cap before the excess goes. */
-#define CM_PURGE_BASE_PAGES 64
-#define CM_PURGE_MAX_PAGES 1024
+/* What a tick purges at most, for the cap and for the decay each (4 MiB,
+ * a few hundred microseconds of madvise; one run may take it past that by
+ * up to a run of the largest order), and how long an arena may stay above
+ * the cap before its excess goes. */
+#define CM_PURGE_CHUNK_PAGES 1024
 #define CM_PURGE_GRACE_MS 50
 /* With the arena lock held, at the end of an operation that may have
  * released runs: a bounded share of the purging they call for. */

@@ -16,12 +16,17 @@
  *   again, page by page. A program that frees a lot and keeps going stays
  *   above it and gets the excess back within the grace period.
  *
- * - A budget per call. The purging is done in ticks, one at the end of each
- *   locked arena operation that released runs (a flush, a refill, a free to
- *   the arena), never inside the release itself, and a tick purges at most
- *   CM_PURGE_BASE_PAGES plus twice the pages released since the last tick,
- *   and never more than CM_PURGE_MAX_PAGES: the purging keeps pace with the
- *   freeing and no single malloc or free pays for a pile of it.
+ * - A budget per call, spent rarely. The purging is done in ticks, one at
+ *   the end of each locked arena operation that released runs (a flush, a
+ *   refill, a free to the arena), never inside the release itself. A tick
+ *   purges for the cap only once the excess has reached a chunk
+ *   (CM_PURGE_CHUNK_PAGES), and then one chunk; it looks for runs left
+ *   alone at most eight times per purge delay, and purges at most a chunk
+ *   of them. No call pays for a pile of purging, and few calls pay at all:
+ *   a madvise costs about as much for one page as the syscall and the TLB
+ *   flush it implies, so many small ones would put a purge into every
+ *   thousandth call (the latency workload's 99.9th percentile), where a
+ *   few large ones stay out of it.
  *
  * - Idle return, which waits for no call: when a thread exits, its arena's
  *   dirty pages beyond what its remaining threads have in use go back at
@@ -117,27 +122,22 @@ static bool over_cap_for_grace(const struct cm_arena *a, uint32_t now, uint32_t 
 
 void cm_purge_tick(struct cm_arena *a)
 {
-    size_t released = a->released_pages;
-    if (!released && !a->over_cap_ms)
+    if (!a->released_pages && !a->over_cap_ms)
         return;
     a->released_pages = 0;
     uint32_t now = cm_prim_now_ms_coarse(), delay = purge_delay();
-    size_t budget = CM_PURGE_BASE_PAGES + 2 * released;
-    if (budget > CM_PURGE_MAX_PAGES)
-        budget = CM_PURGE_MAX_PAGES;
     size_t cap = cm_opt.trim_threshold >> CM_PAGE_SHIFT;
     if (a->dirty_pages <= cap) {
         a->over_cap_ms = 0;
     } else if (!a->over_cap_ms) {
         a->over_cap_ms = now ? now : 1;
-    } else if (over_cap_for_grace(a, now, delay)) {
-        size_t purged = purge_oldest(a, cap, now, 0, budget);
-        budget = purged < budget ? budget - purged : 0;
-        if (a->dirty_pages <= cap)
-            a->over_cap_ms = 0;
+    } else if (a->dirty_pages - cap >= CM_PURGE_CHUNK_PAGES && over_cap_for_grace(a, now, delay)) {
+        purge_oldest(a, a->dirty_pages - CM_PURGE_CHUNK_PAGES, now, 0, CM_PURGE_CHUNK_PAGES);
     }
-    if (budget && !cm_background_running())
-        purge_oldest(a, 0, now, delay, budget);
+    if (!cm_background_running() && age_ms(now, a->decay_checked_ms) >= delay / 8) {
+        a->decay_checked_ms = now;
+        purge_oldest(a, 0, now, delay, CM_PURGE_CHUNK_PAGES);
+    }
 }
 
 void cm_purge_background(struct cm_arena *a)
