@@ -393,6 +393,7 @@ void cm_arena_thread_left(struct cm_arena *a)
     cm_arena_purge(a, alone ? 0 : a->bytes_out >> CM_PAGE_SHIFT);
     a->released_pages = 0;
     a->over_cap_ms = 0;
+    a->over_cap_ticks = 0;
 }
 
 bool cm_trim_all(void)

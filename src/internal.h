@@ -214,9 +214,12 @@ size_t cm_arena_release_segments(struct cm_arena *a);
 /* What a tick purges at most, for the cap and for the decay each (4 MiB,
  * a few hundred microseconds of madvise; one run may take it past that by
  * up to a run of the largest order), and how long an arena may stay above
- * the cap before its excess goes. */
+ * the cap before its excess goes: both so many milliseconds and so many
+ * ticks, so that a machine too busy to run the program at its pace does
+ * not shorten the grace the program gets. */
 #define CM_PURGE_CHUNK_PAGES 1024
 #define CM_PURGE_GRACE_MS 50
+#define CM_PURGE_GRACE_TICKS 8192
 /* With the arena lock held, at the end of an operation that may have
  * released runs: a bounded share of the purging they call for. */
 void cm_purge_tick(struct cm_arena *a);

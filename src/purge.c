@@ -9,7 +9,7 @@
  *
  * - The cap. An arena holding more dirty free pages than the trim
  *   threshold purges the excess, oldest first, but only once it has stayed
- *   above the threshold for a grace period (CM_PURGE_GRACE_MS). A program
+ *   above the threshold for a grace period (CM_PURGE_GRACE_MS and _TICKS). A program
  *   that frees a large batch and allocates it again at once (a garbage
  *   collector's sweep, a request's buffers) dips back under the threshold
  *   within it and keeps its pages: purging them would only fault them in
@@ -111,13 +111,14 @@ static uint32_t purge_delay(void)
     return cm_opt.purge_delay_ms > UINT32_MAX / 4 ? UINT32_MAX / 4 : (uint32_t)cm_opt.purge_delay_ms;
 }
 
-/* Whether a has stayed above the cap for the grace period (shortened to
- * the purge delay when that is shorter: purge_delay_ms=0 asks for no
- * waiting). */
+/* Whether a has stayed above the cap for the grace period; a purge delay
+ * shorter than it asks for no more waiting than the delay. */
 static bool over_cap_for_grace(const struct cm_arena *a, uint32_t now, uint32_t delay)
 {
-    uint32_t grace = delay < CM_PURGE_GRACE_MS ? delay : CM_PURGE_GRACE_MS;
-    return a->over_cap_ms && age_ms(now, a->over_cap_ms) >= grace;
+    if (delay < CM_PURGE_GRACE_MS)
+        return a->over_cap_ms && age_ms(now, a->over_cap_ms) >= delay;
+    return a->over_cap_ms && age_ms(now, a->over_cap_ms) >= CM_PURGE_GRACE_MS &&
+           a->over_cap_ticks >= CM_PURGE_GRACE_TICKS;
 }
 
 void cm_purge_tick(struct cm_arena *a)
@@ -129,10 +130,14 @@ void cm_purge_tick(struct cm_arena *a)
     size_t cap = cm_opt.trim_threshold >> CM_PAGE_SHIFT;
     if (a->dirty_pages <= cap) {
         a->over_cap_ms = 0;
+        a->over_cap_ticks = 0;
     } else if (!a->over_cap_ms) {
         a->over_cap_ms = now ? now : 1;
-    } else if (a->dirty_pages - cap >= CM_PURGE_CHUNK_PAGES && over_cap_for_grace(a, now, delay)) {
-        purge_oldest(a, a->dirty_pages - CM_PURGE_CHUNK_PAGES, now, 0, CM_PURGE_CHUNK_PAGES);
+        a->over_cap_ticks = 1;
+    } else {
+        a->over_cap_ticks++;
+        if (a->dirty_pages - cap >= CM_PURGE_CHUNK_PAGES && over_cap_for_grace(a, now, delay))
+            purge_oldest(a, a->dirty_pages - CM_PURGE_CHUNK_PAGES, now, 0, CM_PURGE_CHUNK_PAGES);
     }
     if (!cm_background_running() && age_ms(now, a->decay_checked_ms) >= delay / 8) {
         a->decay_checked_ms = now;

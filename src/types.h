@@ -146,6 +146,7 @@ struct cm_arena {
     size_t free_pages;                    /* pages in FREE runs */
     size_t released_pages;                /* released since the last purge tick */
     uint32_t over_cap_ms;                 /* dirty above the cap since (0: not) */
+    uint32_t over_cap_ticks;              /* purge ticks since then */
     uint32_t decay_checked_ms;            /* last look for runs left alone */
     size_t nsegments_peak;
     size_t bytes_out, bytes_out_peak;     /* in blocks handed out of runs */

@@ -124,8 +124,6 @@ bool cm_prim_thread_start(void *(*fn)(void *), void *arg, const char *name)
     pthread_t tid;
     if (ok) {
         pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
-        /* Small: the thread calls nothing deep. */
-        pthread_attr_setstacksize(&attr, 64 * 1024);
         ok = pthread_create(&tid, &attr, thread_main, NULL) == 0;
         pthread_attr_destroy(&attr);
     }
