@@ -371,7 +371,7 @@ bool cm_arena_trim(struct cm_arena *a)
 {
     cm_lock(&a->lock);
     cm_arena_collect_remote(a);
-    size_t released = release_empty_runs(a) + cm_arena_release_segments(a);
+    size_t released = release_empty_runs(a) + cm_arena_release_segments(a, 0);
     size_t purged = cm_arena_purge(a, 0);
     cm_unlock(&a->lock);
     return released + purged > 0;
@@ -380,17 +380,18 @@ bool cm_arena_trim(struct cm_arena *a)
 /* A thread has left a, with the lock held: the memory it leaves free goes
  * back at once, since nothing may call again to purge it. Entirely free
  * segments are released (their headers are resident too). With no thread
- * left, every other free page goes as well; otherwise the dirty pages
- * beyond what the remaining threads have in use, which a program whose
- * other threads keep working is unlikely to need all at once. */
+ * left, the dirty pages go as well; otherwise those beyond what the
+ * remaining threads have in use, which a program whose other threads keep
+ * working is unlikely to need all at once. */
 void cm_arena_thread_left(struct cm_arena *a)
 {
     cm_arena_collect_remote(a);
     bool alone = __atomic_load_n(&a->nthreads, __ATOMIC_RELAXED) == 0;
     if (alone)
         release_empty_runs(a);
-    cm_arena_release_segments(a);
-    cm_arena_purge(a, alone ? 0 : a->bytes_out >> CM_PAGE_SHIFT);
+    cm_arena_release_segments(a, CM_EXIT_KEEP_SEGMENTS);
+    size_t keep = alone ? 0 : a->bytes_out >> CM_PAGE_SHIFT;
+    cm_arena_purge(a, keep > CM_EXIT_KEEP_PAGES ? keep : CM_EXIT_KEEP_PAGES);
     a->released_pages = 0;
     a->over_cap_ms = 0;
     a->over_cap_ticks = 0;

@@ -208,7 +208,7 @@ void cm_free_run_take(struct cm_arena *a, struct cm_run *r);
 
 /* ---- segment.c: heap segments and the segment map ---- */
 bool cm_segment_grow(struct cm_arena *a);
-size_t cm_arena_release_segments(struct cm_arena *a);
+size_t cm_arena_release_segments(struct cm_arena *a, size_t keep);
 
 /* ---- purge.c: giving free dirty pages back to the kernel ---- */
 /* What a tick purges at most, for the cap and for the decay each (4 MiB,
@@ -290,6 +290,12 @@ bool cm_arena_block_is_free(struct cm_arena *a, struct cm_segment *s, void *p,
 void cm_arena_reclass(struct cm_segment *s, void *p, unsigned from, unsigned to);
 bool cm_arena_trim(struct cm_arena *a);
 void cm_arena_thread_left(struct cm_arena *a);
+/* What an arena keeps of what a leaving thread frees: one free segment and
+ * 1 MiB of dirty pages, so that a program that starts a thread per task
+ * does not fault in and set up again, for every thread, what the last one
+ * gave back. */
+#define CM_EXIT_KEEP_SEGMENTS 1
+#define CM_EXIT_KEEP_PAGES 256
 void cm_arena_push_remote(struct cm_arena *a, unsigned cls, struct cm_block *first,
                           struct cm_block *last);
 void cm_arena_collect_remote(struct cm_arena *a);
