@@ -228,6 +228,7 @@ void cm_arena_push_remote(struct cm_arena *a, unsigned cls, struct cm_block *fir
      * to take the blocks back. */
     if (__atomic_load_n(&a->nthreads, __ATOMIC_RELAXED) == 0 && cm_lock_live(&a->lock)) {
         cm_arena_collect_remote(a);
+        cm_purge_tick(a);
         cm_unlock(&a->lock);
     }
 }
@@ -275,6 +276,7 @@ static CM_NOINLINE void reorder_refill(struct cm_tcache *tc, unsigned cls, unsig
  * holds, then from the runs. */
 unsigned cm_arena_fill(struct cm_arena *a, unsigned cls, struct cm_tcache *tc, unsigned want)
 {
+    cm_background_maybe_start();
     unsigned got = 0;
     struct cm_block *b = take_remote(a, cls);
     for (; b && !cm_tbin_is_full(tc, cls); got++) {
@@ -296,6 +298,7 @@ unsigned cm_arena_fill(struct cm_arena *a, unsigned cls, struct cm_tcache *tc, u
                 break;
             cm_tbin_push(tc, cls, fresh);
         }
+        cm_purge_tick(a);
         CM_DEBUG_CHECK_ARENA(a);
         cm_unlock(&a->lock);
     }
@@ -364,6 +367,7 @@ void cm_arena_free(struct cm_arena *a, struct cm_segment *s, void *p, unsigned c
     if (cm_unlikely(a->abandoned) || !cm_lock_live(&a->lock))
         return;
     cm_arena_free_locked(a, s, p, cls);
+    cm_purge_tick(a);
     CM_DEBUG_CHECK_ARENA(a);
     cm_unlock(&a->lock);
 }
@@ -442,10 +446,30 @@ bool cm_arena_trim(struct cm_arena *a)
 {
     a = cm_arena_lock_current(a);
     cm_arena_collect_remote(a);
-    size_t released = release_empty_runs(a) + cm_arena_release_segments(a);
+    size_t released = release_empty_runs(a) + cm_arena_release_segments(a, 0);
     size_t purged = cm_arena_purge(a, 0);
     cm_unlock(&a->lock);
     return released + purged > 0;
+}
+
+/* A thread has left a, with the lock held: the memory it leaves free goes
+ * back at once, since nothing may call again to purge it. Entirely free
+ * segments are released (their headers are resident too). With no thread
+ * left, the dirty pages go as well; otherwise those beyond what the
+ * remaining threads have in use, which a program whose other threads keep
+ * working is unlikely to need all at once. */
+void cm_arena_thread_left(struct cm_arena *a)
+{
+    cm_arena_collect_remote(a);
+    bool alone = __atomic_load_n(&a->nthreads, __ATOMIC_RELAXED) == 0;
+    if (alone)
+        release_empty_runs(a);
+    cm_arena_release_segments(a, CM_EXIT_KEEP_SEGMENTS);
+    size_t keep = alone ? 0 : a->bytes_out >> CM_PAGE_SHIFT;
+    cm_arena_purge(a, keep > CM_EXIT_KEEP_PAGES ? keep : CM_EXIT_KEEP_PAGES);
+    a->released_pages = 0;
+    a->over_cap_ms = 0;
+    a->over_cap_ticks = 0;
 }
 
 bool cm_trim_all(void)

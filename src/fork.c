@@ -69,6 +69,7 @@ static void fork_child(void)
     cm_os_fork_child();
     cm_huge_fork_child();
     cm_tcache_after_fork_child();
+    cm_background_after_fork_child();
     for (unsigned i = 0; i < nfeature_children; i++)
         feature_children[i]();
 }

@@ -8,8 +8,9 @@
  * each time. The cache holds at most CM_HUGE_CACHE_SLOTS mappings and the
  * trim threshold's worth of bytes in all (the same allowance an arena has
  * for dirty free pages), and a mapping leaves it after the purge delay
- * (checked whenever a huge block comes or goes), on malloc_trim, or when an
- * mmap fails.
+ * (one expired mapping is unmapped whenever a huge block comes or goes, so
+ * no call unmaps a pile of them; all expired ones by the background purge
+ * thread when it runs), on malloc_trim, or when an mmap fails.
  *
  * The mapping is a huge segment: 4 MiB aligned, with a one-page header
  * (more when the block needs a larger alignment) before the block, so free()
@@ -125,14 +126,15 @@ static void cache_remove(struct huge_cache *c, unsigned i)
     memmove(&c->slot[i], &c->slot[i + 1], (c->len - i) * sizeof c->slot[0]);
 }
 
-/* Moves the mappings that must leave the cache (expired ones, or all when
- * everything is true) into out[], to be unmapped after the lock is dropped.
- * Returns how many. */
-static unsigned cache_expire(struct huge_cache *c, struct cm_segment **out, bool everything)
+/* Moves the mappings that must leave the cache (up to max expired ones, or
+ * all when everything is true) into out[], to be unmapped after the lock
+ * is dropped. Returns how many. */
+static unsigned cache_expire(struct huge_cache *c, struct cm_segment **out, bool everything,
+                             unsigned max)
 {
     uint64_t cutoff = cm_prim_now_ns() - (uint64_t)cm_opt.purge_delay_ms * 1000000u;
     unsigned n = 0;
-    while (c->len && (everything || c->slot[0]->cached_at <= cutoff)) {
+    while (c->len && (everything || (n < max && c->slot[0]->cached_at <= cutoff))) {
         out[n++] = c->slot[0];
         cache_remove(c, 0);
     }
@@ -154,7 +156,7 @@ static struct cm_segment *cache_take(size_t map_size)
     struct cm_segment *expired[CM_HUGE_CACHE_SLOTS], *s = NULL;
     unsigned best = CM_HUGE_CACHE_SLOTS, largest = CM_HUGE_CACHE_SLOTS;
     struct huge_cache *c = cache_lock();
-    unsigned nexpired = cache_expire(c, expired, false);
+    unsigned nexpired = cache_expire(c, expired, false, 1);
     for (unsigned i = 0; i < c->len; i++) {
         size_t size = c->slot[i]->map_size;
         if (size >= map_size && (best == CM_HUGE_CACHE_SLOTS || size < c->slot[best]->map_size))
@@ -196,7 +198,7 @@ static bool cache_put(struct cm_segment *s)
         return false;
     s->cached_at = cm_prim_now_ns();
     struct huge_cache *c = cache_lock();
-    unsigned n = cache_expire(c, expired, false);
+    unsigned n = cache_expire(c, expired, false, 1);
     while (c->len && (c->len == CM_HUGE_CACHE_SLOTS ||
                       c->bytes + s->map_size > cm_opt.trim_threshold)) {
         expired[n++] = c->slot[0];
@@ -213,10 +215,19 @@ bool cm_huge_cache_flush(void)
 {
     struct cm_segment *all[CM_HUGE_CACHE_SLOTS];
     struct huge_cache *c = cache_lock();
-    unsigned n = cache_expire(c, all, true);
+    unsigned n = cache_expire(c, all, true, 0);
     cm_unlock(&c->lock);
     unmap_all(all, n);
     return n > 0;
+}
+
+void cm_huge_cache_expire(void)
+{
+    struct cm_segment *expired[CM_HUGE_CACHE_SLOTS];
+    struct huge_cache *c = cache_lock();
+    unsigned n = cache_expire(c, expired, false, CM_HUGE_CACHE_SLOTS);
+    cm_unlock(&c->lock);
+    unmap_all(expired, n);
 }
 
 /* Whether p is the block of a mapping in the cache: freed already. */
@@ -248,6 +259,7 @@ void *cm_huge_alloc(size_t n, size_t align)
     size_t tail = tail_size();
     size_t map_size = page_round(offset + n) + tail;
     size_t map_align = offset >= CM_SEG_SIZE ? offset : CM_SEG_SIZE;
+    cm_background_maybe_start();
     struct cm_segment *s = offset == CM_PAGE_SIZE ? cache_take(map_size) : NULL;
     if (s) {
         s->zeroed = 0;

@@ -118,6 +118,7 @@ __attribute__((constructor)) static void cm_constructor(void)
         stats_fd = cm_prim_dup_above(STDERR_FILENO, CM_STATS_FD_MIN);
     if (cm_opt.stats_signal)
         install_stats_signal(cm_opt.stats_signal);
+    cm_background_enable();
 #ifdef CMALLOC_MINIMAL
     if (cm_opt.hardened)
         cm_message("hardened: this cmalloc is built without hardened mode (CMALLOC_MINIMAL); "
@@ -127,10 +128,12 @@ __attribute__((constructor)) static void cm_constructor(void)
         static const char *const formats[] = {"off", "text", "json"};
         cm_message("version %s: %u arenas at most, %u size classes up to %zu bytes, "
                    "mmap threshold %zu, thread cache up to %zu bytes, trim threshold %zu, "
-                   "purge delay %zu ms, stats at exit %s, stats signal %d, hardened %s",
+                   "purge delay %zu ms, background purge %s, stats at exit %s, stats signal %d, "
+                   "hardened %s",
                    CMALLOC_VERSION_STRING, cm_opt.arena_max, CM_NCLASSES,
                    (size_t)CM_MAX_CLASS_SIZE, cm_opt.mmap_threshold, cm_opt.tcache_max_size,
-                   cm_opt.trim_threshold, cm_opt.purge_delay_ms, formats[cm_opt.stats_at_exit],
+                   cm_opt.trim_threshold, cm_opt.purge_delay_ms,
+                   cm_opt.background_purge ? "on" : "off", formats[cm_opt.stats_at_exit],
                    cm_opt.stats_signal, cm_opt.hardened ? "on" : "off");
     }
 }

@@ -41,7 +41,8 @@ struct cm_options {
     size_t trim_threshold;   /* dirty free bytes an arena keeps before purging */
     size_t tcache_max_size;  /* largest class kept in thread caches; 0 = off */
     unsigned arena_max;      /* 0 = one per online CPU */
-    size_t purge_delay_ms;   /* how long freed huge mappings stay cached */
+    size_t purge_delay_ms;   /* how long free memory stays before it is purged */
+    int background_purge;    /* a thread purges (background.c) */
     int stats_at_exit;       /* enum cm_stats_format */
     int stats_signal;        /* signal that prints the stats; 0 = none */
     int verbose;
@@ -210,11 +211,45 @@ void cm_free_run_take(struct cm_arena *a, struct cm_run *r);
 
 /* ---- segment.c: heap segments and the segment map ---- */
 bool cm_segment_grow(struct cm_arena *a);
-size_t cm_arena_release_segments(struct cm_arena *a);
+size_t cm_arena_release_segments(struct cm_arena *a, size_t keep);
 
 /* ---- purge.c: giving free dirty pages back to the kernel ---- */
-void cm_purge_after_release(struct cm_arena *a, uint32_t now);
+/* What a tick purges at most, for the cap and for the decay each (4 MiB,
+ * a few hundred microseconds of madvise; one run may take it past that by
+ * up to a run of the largest order), and how long an arena may stay above
+ * the cap before its excess goes: both so many milliseconds and so many
+ * ticks, so that a machine too busy to run the program at its pace does
+ * not shorten the grace the program gets. */
+#define CM_PURGE_CHUNK_PAGES 1024
+#define CM_PURGE_GRACE_MS 50
+#define CM_PURGE_GRACE_TICKS 8192
+/* With the arena lock held, at the end of an operation that may have
+ * released runs: a bounded share of the purging they call for. */
+void cm_purge_tick(struct cm_arena *a);
+/* With the lock held: purges every dirty run left alone for the purge
+ * delay, or the oldest ones until at most keep_pages stay dirty. Return
+ * the pages purged. */
+size_t cm_purge_decay(struct cm_arena *a);
 size_t cm_arena_purge(struct cm_arena *a, size_t keep_pages);
+/* The background thread's round on a, with the lock held. */
+void cm_purge_background(struct cm_arena *a);
+
+/* ---- background.c: the opt-in background purge thread ---- */
+enum { CM_BG_OFF = 0, CM_BG_WANTED, CM_BG_STARTING, CM_BG_RUNNING, CM_BG_FAILED };
+extern int cm_background_state;
+void cm_background_enable(void);
+void cm_background_start(void);
+void cm_background_after_fork_child(void);
+/* From the start of a slow path, with no lock held. */
+static inline void cm_background_maybe_start(void)
+{
+    if (cm_unlikely(__atomic_load_n(&cm_background_state, __ATOMIC_RELAXED) == CM_BG_WANTED))
+        cm_background_start();
+}
+static inline bool cm_background_running(void)
+{
+    return __atomic_load_n(&cm_background_state, __ATOMIC_RELAXED) == CM_BG_RUNNING;
+}
 
 static inline struct cm_segment *cm_run_segment(const struct cm_run *r)
 {
@@ -257,6 +292,13 @@ bool cm_arena_block_is_free(struct cm_arena *a, struct cm_segment *s, void *p,
                             unsigned cls);
 bool cm_arena_reclass(struct cm_segment *s, void *p, unsigned from, unsigned to);
 bool cm_arena_trim(struct cm_arena *a);
+void cm_arena_thread_left(struct cm_arena *a);
+/* What an arena keeps of what a leaving thread frees: one free segment and
+ * 1 MiB of dirty pages, so that a program that starts a thread per task
+ * does not fault in and set up again, for every thread, what the last one
+ * gave back. */
+#define CM_EXIT_KEEP_SEGMENTS 1
+#define CM_EXIT_KEEP_PAGES 256
 void cm_arena_push_remote(struct cm_arena *a, unsigned cls, struct cm_block *first,
                           struct cm_block *last);
 void cm_arena_collect_remote(struct cm_arena *a);
@@ -271,6 +313,7 @@ void *cm_huge_realloc(struct cm_segment *s, size_t n);
 size_t cm_huge_usable(const struct cm_segment *s);
 struct cm_segment *cm_huge_find_aligned(const void *p);
 bool cm_huge_cache_flush(void);
+void cm_huge_cache_expire(void);
 bool cm_huge_is_cached(const void *p);
 size_t cm_huge_cached_bytes(void);
 void cm_huge_fork_child(void);

@@ -45,6 +45,8 @@ static const struct option_spec specs[] = {
      "a size such as 32m"},
     {"purge_delay_ms", "CMALLOC_PURGE_DELAY_MS", VALUE_SIZE, &cm_opt.purge_delay_ms,
      "milliseconds, 0 to return memory at once"},
+    {"background_purge", "CMALLOC_BACKGROUND_PURGE", VALUE_BOOL, &cm_opt.background_purge,
+     "on or off"},
     {"tcache", "CMALLOC_TCACHE", VALUE_TCACHE, &cm_opt.tcache_max_size,
      "on, off or the largest cached size (up to 1m)"},
     {"stats_at_exit", "CMALLOC_STATS_AT_EXIT", VALUE_STATS, &cm_opt.stats_at_exit,

@@ -35,6 +35,12 @@ void cm_prim_futex_wake(int *addr, int count);
 uint64_t cm_prim_now_ns(void);
 uint32_t cm_prim_now_ms_coarse(void);
 
+/* Threads. Starts fn(arg) in a detached thread named name (at most 15
+ * characters), with every signal blocked; returns whether it started. May
+ * call malloc (glibc's pthread_create does): never with a lock held. */
+bool cm_prim_thread_start(void *(*fn)(void *), void *arg, const char *name);
+void cm_prim_sleep_ms(unsigned ms);
+
 /* Files and processes. */
 void cm_prim_write(int fd, const char *buf, size_t len);
 /* Turns the calling thread's cancellation off, returning the state to give

@@ -3,11 +3,14 @@
  * segment.c lays segments out as free runs; purge.c decides when free
  * dirty runs go back to the kernel.
  *
- * A free run of order o sits on free_runs[o], dirty runs (pages that may be
- * resident) at the front so reuse prefers memory that is already faulted in,
- * clean (purged or never touched) runs at the back. Releasing a run merges it
- * with its buddy while the buddy is a free run of the same order, so free
- * space coalesces back into half-segments.
+ * A free run of order o sits on dirty_runs[o] (pages that may be resident)
+ * or clean_runs[o] (purged or never touched). Allocation prefers the
+ * smallest order, and in it a dirty run, so reuse takes memory that is
+ * already faulted in. A dirty list is kept in the order its runs became
+ * free, the newest first, so purge.c finds the run left alone longest at
+ * its back. Releasing a run merges it with its buddy while the buddy is a
+ * free run of the same order (at most CM_MAX_ORDER steps), so free space
+ * coalesces back into half-segments.
  */
 #include "debug.h"
 #include "internal.h"
@@ -17,7 +20,10 @@ void cm_free_run_add(struct cm_arena *a, struct cm_run *r)
     size_t pages = (size_t)1 << r->order;
     r->state = CM_RUN_FREE;
     r->cls = 0;
-    cm_list_insert(&a->free_runs[r->order], r, r->dirty);
+    if (r->dirty)
+        cm_list_insert(&a->dirty_runs[r->order], r, true);
+    else
+        cm_list_insert(&a->clean_runs[r->order], r, false);
     a->free_pages += pages;
     if (r->dirty)
         a->dirty_pages += pages;
@@ -26,7 +32,7 @@ void cm_free_run_add(struct cm_arena *a, struct cm_run *r)
 void cm_free_run_take(struct cm_arena *a, struct cm_run *r)
 {
     size_t pages = (size_t)1 << r->order;
-    cm_list_remove(&a->free_runs[r->order], r);
+    cm_list_remove(r->dirty ? &a->dirty_runs[r->order] : &a->clean_runs[r->order], r);
     a->free_pages -= pages;
     if (r->dirty)
         a->dirty_pages -= pages;
@@ -36,25 +42,28 @@ struct cm_run *cm_run_alloc(struct cm_arena *a, unsigned order)
 {
     cm_assert(order <= CM_MAX_ORDER);
     unsigned o = order;
-    while (o <= CM_MAX_ORDER && !a->free_runs[o])
+    while (o <= CM_MAX_ORDER && !a->dirty_runs[o] && !a->clean_runs[o])
         o++;
     if (o > CM_MAX_ORDER) {
         if (!cm_segment_grow(a))
             return NULL;
         o = order;
-        while (!a->free_runs[o])
+        while (!a->dirty_runs[o] && !a->clean_runs[o])
             o++;
     }
-    struct cm_run *r = a->free_runs[o];
+    struct cm_run *r = a->dirty_runs[o] ? a->dirty_runs[o] : a->clean_runs[o];
     cm_free_run_take(a, r);
     struct cm_segment *s = cm_run_segment(r);
     size_t first = cm_run_first_page(r);
+    /* The halves left over go to the front of their dirty lists, stamped
+     * now to keep the lists in order: at worst they stay a little longer. */
+    uint32_t now = r->dirty && o > order ? cm_prim_now_ms_coarse() : 0;
     while (o > order) {
         o--;
         struct cm_run *upper = &s->runs[first + ((size_t)1 << o)];
         upper->order = (uint8_t)o;
         upper->dirty = r->dirty;
-        upper->dirty_ms = r->dirty_ms;
+        upper->dirty_ms = now;
         cm_free_run_add(a, upper);
     }
     r->order = (uint8_t)order;
@@ -68,6 +77,7 @@ void cm_run_release(struct cm_arena *a, struct cm_run *r)
     struct cm_segment *s = cm_run_segment(r);
     size_t first = cm_run_first_page(r);
     unsigned order = r->order;
+    a->released_pages += (size_t)1 << order;
     r->state = CM_RUN_META;
 
     while (order < CM_MAX_ORDER) {
@@ -89,6 +99,5 @@ void cm_run_release(struct cm_arena *a, struct cm_run *r)
     merged->dirty = 1;
     merged->dirty_ms = cm_prim_now_ms_coarse();
     cm_free_run_add(a, merged);
-    cm_purge_after_release(a, merged->dirty_ms);
 }
 

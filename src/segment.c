@@ -69,15 +69,16 @@ static bool segment_is_free(const struct cm_segment *s)
     return true;
 }
 
-/* Gives entirely free segments back to the OS layer, which unmaps them or
- * keeps them for the heap to reuse. Returns the number released. */
-size_t cm_arena_release_segments(struct cm_arena *a)
+/* Gives entirely free segments but the first keep back to the OS layer,
+ * which unmaps them or keeps them for the heap to reuse. Returns the
+ * number released. */
+size_t cm_arena_release_segments(struct cm_arena *a, size_t keep)
 {
     size_t released = 0;
     struct cm_segment **link = &a->segments;
     while (*link) {
         struct cm_segment *s = *link;
-        if (!segment_is_free(s)) {
+        if (!segment_is_free(s) || (keep && keep--)) {
             link = &s->next;
             continue;
         }

@@ -99,14 +99,11 @@ static void snapshot_arena(struct cm_arena *a, struct arena_snapshot *snap, bool
     snap->requested = LOAD(a->requested);
     if (locked) {
         for (unsigned o = 0; o <= CM_MAX_ORDER; o++) {
-            struct cm_run *head = a->free_runs[o];
-            if (!head)
-                continue;
-            struct cm_run *r = head;
-            do {
-                snap->free_runs++;
-                r = r->next;
-            } while (r != head);
+            for (int clean = 0; clean < 2; clean++) {
+                struct cm_run *head = clean ? a->clean_runs[o] : a->dirty_runs[o];
+                for (struct cm_run *r = head; r; r = r->next == head ? NULL : r->next)
+                    snap->free_runs++;
+            }
         }
         for (const struct cm_tcache *tc = a->threads; tc; tc = tc->next)
             snap->requested += cm_tcache_requested(tc);

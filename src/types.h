@@ -104,7 +104,7 @@ struct cm_run {
     uint8_t order;
     uint8_t cls;
     uint8_t dirty;   /* FREE run: some of its pages may be resident */
-    uint32_t dirty_ms;  /* FREE and dirty: when it was last released */
+    uint32_t dirty_ms;  /* FREE and dirty: when it became free (coarse ms) */
 };
 
 enum cm_seg_kind { CM_SEG_HEAP = 1, CM_SEG_HUGE = 2 };
@@ -160,11 +160,18 @@ struct cm_arena {
     size_t nsegments;
     size_t dirty_pages;                   /* pages in dirty FREE runs */
     size_t free_pages;                    /* pages in FREE runs */
-    uint32_t decay_checked_ms;            /* last look for runs to purge */
+    size_t released_pages;                /* released since the last purge tick */
+    uint32_t over_cap_ms;                 /* dirty above the cap since (0: not) */
+    uint32_t over_cap_ticks;              /* purge ticks since then */
+    uint32_t decay_checked_ms;            /* last look for runs left alone */
     size_t nsegments_peak;
     size_t bytes_out, bytes_out_peak;     /* in blocks handed out of runs */
     cm_u64_shared requested;              /* by threads that left the arena */
-    struct cm_run *free_runs[CM_MAX_ORDER + 1];
+    /* FREE runs of each order: dirty ones (pages that may be resident) by
+     * dirty_ms, the most recently freed first, and clean ones (purged or
+     * never touched). */
+    struct cm_run *dirty_runs[CM_MAX_ORDER + 1];
+    struct cm_run *clean_runs[CM_MAX_ORDER + 1];
     struct cm_bin bins[CM_NCLASSES + 1];
     /* Blocks that threads of other arenas freed, one lock-free stack per
      * class (links encoded like free lists): a refill of the class takes

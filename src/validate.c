@@ -237,10 +237,11 @@ static bool check_free_lists(struct vctx *v, bool against_layout)
 {
     struct cm_arena *a = v->a;
     size_t runs = 0, pages = 0, dirty = 0;
-    for (unsigned o = 0; o <= CM_MAX_ORDER; o++) {
-        const struct cm_run *head = a->free_runs[o];
+    for (unsigned l = 0; l < 2 * (CM_MAX_ORDER + 1); l++) {
+        unsigned o = l % (CM_MAX_ORDER + 1);
+        bool dirty_list = l <= CM_MAX_ORDER;
+        const struct cm_run *head = dirty_list ? a->dirty_runs[o] : a->clean_runs[o];
         struct cycle cy = CYCLE_INIT;
-        bool seen_clean = false;
         for (const struct cm_run *r = head; r;) {
             size_t page;
             if (!run_desc(v, r, &page))
@@ -261,11 +262,9 @@ static bool check_free_lists(struct vctx *v, bool against_layout)
                             page, o, order_pages(o));
             if (r->dirty > 1)
                 return fail(v, "free run at page %zu: dirty flag %u", page, (unsigned)r->dirty);
-            if (r->dirty && seen_clean)
-                return fail(v, "free run at page %zu is dirty but follows a clean run on the "
-                               "order-%u free list",
-                            page, o);
-            seen_clean |= !r->dirty;
+            if (r->dirty != dirty_list)
+                return fail(v, "free run at page %zu is %s but on the order-%u %s list", page,
+                            r->dirty ? "dirty" : "clean", o, dirty_list ? "dirty" : "clean");
             if (against_layout && !is_run_start(v->seg, page))
                 return fail(v, "free run at page %zu (order %u) is on a free list but does "
                                "not start a run of the segment's layout",
@@ -274,6 +273,10 @@ static bool check_free_lists(struct vctx *v, bool against_layout)
                 return fail(v, "free run at page %zu (order-%u free list): next %p and prev "
                                "%p are not consistent links",
                             page, o, (void *)r->next, (void *)r->prev);
+            if (dirty_list && r != head && (int32_t)(r->prev->dirty_ms - r->dirty_ms) < 0)
+                return fail(v, "free run at page %zu became free at %u ms, after the run "
+                               "before it on the order-%u dirty list (%u ms)",
+                            page, r->dirty_ms, o, r->prev->dirty_ms);
             runs++;
             pages += order_pages(o);
             dirty += r->dirty ? order_pages(o) : 0;

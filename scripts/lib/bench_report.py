@@ -454,6 +454,12 @@ def summary(res):
     if os.path.exists(rm) and os.path.getsize(rm) > 0:
         add("")
         add(retmem_section(read_tsv(rm)))
+    mt = os.path.join(res.dir, "metrics.tsv")
+    if os.path.exists(mt):
+        section = metrics_section(res, read_tsv(mt))
+        if section:
+            add("")
+            add(section)
     add("")
     add("## Problems")
     add("")
@@ -518,6 +524,35 @@ def retmem_section(rows):
                          ("alloc", "live", "after_free", "low_1s", "ms_to_10pct", "after_trim")])
     out.append(table(["allocator", "live", "after free", "lowest in 1 s", "ms to 10%",
                       "after malloc_trim(0)"], body))
+    return "\n".join(out)
+
+
+def metrics_section(res, rows):
+    """What workloads measured themselves ("metric k=v" lines on stderr:
+    the idle workload's RSS, the latency workload's percentiles), the median
+    over the repetitions, or "" when there are none."""
+    values, keys = {}, []
+    for r in rows:
+        v = number(r.get("value"))
+        if v is None:
+            continue
+        k = (r.get("workload", "?"), r.get("metric", "?"))
+        if k not in keys:
+            keys.append(k)
+        values.setdefault((k, r.get("alloc")), []).append(v)
+    if not keys:
+        return ""
+    allocs = [a for a in res.allocs if any((k, a) in values for k in keys)]
+    out = ["## What the workloads measured themselves", ""]
+    out.append("Medians over the repetitions of the figures the memory workloads print "
+               "(idle: RSS in MiB while the process makes no call; latency: ns per call).")
+    out.append("")
+
+    def cell(k, a):
+        vs = values.get((k, a))
+        return "%g" % median(vs) if vs else "n/a"
+    out.append(table(["workload", "metric"] + allocs,
+                     [[k[0], k[1]] + [cell(k, a) for a in allocs] for k in keys]))
     return "\n".join(out)
 
 

@@ -12,6 +12,7 @@
 #include <string.h>
 #include <sys/auxv.h>
 #include <sys/mman.h>
+#include <sys/prctl.h>
 #include <sys/syscall.h>
 #include <time.h>
 #include <unistd.h>
@@ -102,6 +103,55 @@ void cm_prim_futex_wake(int *addr, int count)
 {
     int saved = errno;
     syscall(SYS_futex, addr, FUTEX_WAKE_PRIVATE, count, NULL, NULL, 0);
+    errno = saved;
+}
+
+/* ---- threads ---- */
+
+struct thread_start {
+    void *(*fn)(void *);
+    void *arg;
+    const char *name;
+};
+
+/* The start arguments live here, not on the heap: at most one thread is
+ * starting at a time (the callers serialise their starts). */
+static struct thread_start starting;
+
+static void *thread_main(void *unused)
+{
+    (void)unused;
+    struct thread_start s = starting;
+    prctl(PR_SET_NAME, s.name, 0, 0, 0);
+    return s.fn(s.arg);
+}
+
+bool cm_prim_thread_start(void *(*fn)(void *), void *arg, const char *name)
+{
+    int saved = errno;
+    starting = (struct thread_start){fn, arg, name};
+    sigset_t all, old;
+    sigfillset(&all);
+    pthread_sigmask(SIG_SETMASK, &all, &old);
+    pthread_attr_t attr;
+    bool ok = pthread_attr_init(&attr) == 0;
+    pthread_t tid;
+    if (ok) {
+        pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+        ok = pthread_create(&tid, &attr, thread_main, NULL) == 0;
+        pthread_attr_destroy(&attr);
+    }
+    pthread_sigmask(SIG_SETMASK, &old, NULL);
+    errno = saved;
+    return ok;
+}
+
+void cm_prim_sleep_ms(unsigned ms)
+{
+    int saved = errno;
+    struct timespec ts = {(time_t)(ms / 1000), (long)(ms % 1000) * 1000000L};
+    while (nanosleep(&ts, &ts) != 0 && errno == EINTR) {
+    }
     errno = saved;
 }
 

@@ -10,7 +10,7 @@ set -uo pipefail
 lib=$1
 prog=$(type -P true)
 failures=0
-defaults="3 arenas at most|mmap threshold 1048577|thread cache up to 32768 bytes|trim threshold 33554432|purge delay 1000 ms|stats at exit off|stats signal 0|hardened off"
+defaults="3 arenas at most|mmap threshold 1048577|thread cache up to 32768 bytes|trim threshold 33554432|purge delay 1000 ms|background purge off|stats at exit off|stats signal 0|hardened off"
 
 # run ENV...: what a run of a dynamically linked program prints with these
 # variables set.
@@ -49,6 +49,10 @@ out=$(run CMALLOC_OPTIONS=verbose=on,tcache=off,trim_threshold=1g)
 expect_in_force "$out" "tcache=off, g suffix" "thread cache up to 0 bytes" "trim threshold 1073741824"
 out=$(run CMALLOC_OPTIONS=verbose=on,arenas=2 CMALLOC_ARENAS=4 CMALLOC_MMAP_THRESHOLD=2M)
 expect_in_force "$out" "CMALLOC_<KEY> wins over CMALLOC_OPTIONS" "4 arenas at most" "mmap threshold 2097152"
+out=$(run CMALLOC_VERBOSE=on CMALLOC_BACKGROUND_PURGE=on)
+expect_in_force "$out" "background purge from CMALLOC_BACKGROUND_PURGE" "background purge on"
+out=$(run CMALLOC_OPTIONS=verbose=on,background_purge=yes)
+expect_in_force "$out" "background purge from CMALLOC_OPTIONS" "background purge on"
 out=$(run CMALLOC_OPTIONS=verbose=on,stats_signal=USR2)
 expect_in_force "$out" "stats_signal by name" "stats signal $(kill -l USR2)"
 
@@ -78,6 +82,7 @@ CMALLOC_OPTIONS=trim_threshold=k|trim_threshold
 CMALLOC_OPTIONS=stats_at_exit=xml|stats_at_exit
 CMALLOC_OPTIONS=stats_signal=KILL|stats_signal
 CMALLOC_OPTIONS=hardened=perhaps|hardened
+CMALLOC_BACKGROUND_PURGE=sometimes|background_purge
 CMALLOC_HARDENED=2|hardened
 CMALLOC_OPTIONS=colour=blue|colour
 CMALLOC_OPTIONS=arenas|arenas

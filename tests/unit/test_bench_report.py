@@ -216,3 +216,28 @@ def br_has_matplotlib():
 
 if __name__ == "__main__":
     unittest.main()
+
+
+class MetricsTest(unittest.TestCase):
+    def test_medians_of_the_workloads_own_figures(self):
+        rows = [("idle", a, rep, 3.0, 5000) for rep in (1, 2, 3) for a in ("glibc", "cmalloc")]
+        metrics = "workload\talloc\trep\tmetric\tvalue\n" + "".join(
+            "idle\t%s\t%d\trss_mib_2s\t%s\n" % (a, rep, v)
+            for a, vals in (("glibc", (1.9, 2.1, 2.0)), ("cmalloc", (3.0, 9.0, 3.2)))
+            for rep, v in zip((1, 2, 3), vals))
+        d = write_dir(rows, allocs=("glibc", "cmalloc"), extra={"metrics.tsv": metrics})
+        try:
+            br.write_report(d)
+            with open(os.path.join(d, "summary.md")) as f:
+                text = f.read()
+            self.assertIn("## What the workloads measured themselves", text)
+            self.assertIn("| idle | rss_mib_2s | 2 | 3.2 |", text)
+        finally:
+            shutil.rmtree(d)
+
+    def test_no_section_without_metrics(self):
+        res = br.Results(write_dir([("idle", "glibc", 1, 1.0, 100)], allocs=("glibc",)))
+        try:
+            self.assertEqual(br.metrics_section(res, []), "")
+        finally:
+            shutil.rmtree(res.dir)

@@ -317,7 +317,7 @@ START_TEST(test_corrupt_free_run_order)
     struct cm_arena *a = cm_arenas[0];
     struct cm_run *r = NULL;
     unsigned o = CM_MAX_ORDER + 1;
-    while (o-- > 0 && !(r = a->free_runs[o])) {
+    while (o-- > 0 && !(r = a->dirty_runs[o]) && !(r = a->clean_runs[o])) {
     }
     ck_assert_msg(r != NULL, "arena 0 has no free run");
     uint8_t saved = r->order;
