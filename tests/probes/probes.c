@@ -644,7 +644,7 @@ static int run_all(long min, bool verbose)
         printf("probes: %u probes could not run\n", failed);
         return 1;
     }
-    if (all < min) {
+    if ((long)all < min) {
         printf("probes: %u caught, fewer than the %ld expected\n", all, min);
         return 1;
     }
