@@ -103,7 +103,7 @@ static struct cm_arena *run_worker(size_t bytes)
 static void hold_everything(void)
 {
     cm_opt.purge_delay_ms = (size_t)1 << 30;
-    cm_opt.trim_threshold = (size_t)1 << 40;
+    cm_opt.trim_threshold = SIZE_MAX / 2;
 }
 
 START_TEST(test_thread_exit_alone_returns_everything)
